@@ -1,0 +1,3 @@
+"""Signed trust scores for EVM wallets."""
+
+__version__ = "0.1.0"
