@@ -54,6 +54,10 @@ ROW_FIELDS = {
     "tokentx": "token_transfers",
 }
 
+# Row fields that change between two fetches of the same row: ``confirmations``
+# grows with every new block, so it is left out when rows are compared.
+VOLATILE_ROW_FIELDS = frozenset({"confirmations"})
+
 # Retried HTTP statuses: the explorer is rate-limiting or briefly down.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -394,13 +398,13 @@ class _RowCollector:
     def start_window(self, start_block: int) -> None:
         self._boundary_block = start_block
         self._repeats = Counter(
-            _row_identity(row) for row in self.rows if _block_number(row) == start_block
+            row_identity(row) for row in self.rows if _block_number(row) == start_block
         )
 
     def add(self, rows: list[Row], *, more_may_follow: bool) -> None:
         for row in rows:
             if _block_number(row) == self._boundary_block:
-                identity = _row_identity(row)
+                identity = row_identity(row)
                 if self._repeats[identity] > 0:
                     self._repeats[identity] -= 1
                     continue
@@ -462,8 +466,10 @@ def _block_number(row: Row) -> int:
         ) from error
 
 
-def _row_identity(row: Row) -> str:
-    return json.dumps(row, sort_keys=True, default=str)
+def row_identity(row: Row) -> str:
+    """Return a key that is equal for two fetches of the same explorer row."""
+    stable = {name: value for name, value in row.items() if name not in VOLATILE_ROW_FIELDS}
+    return json.dumps(stable, sort_keys=True, default=str)
 
 
 async def _gather_or_cancel(jobs: list[Coroutine[Any, Any, Any]]) -> list[Any]:

@@ -10,7 +10,8 @@ that select rows (``startblock``, ``endblock``, ``page``, ``offset``, ``sort``),
 ``apikey``, and ``tag=latest``, which is the explorer's default. Parameter names and values are compared in lower case, so
 checksummed and lower-case addresses match. Rows recorded for one query in
 several interactions are merged, so a full-range fetch and a later re-fetch of
-a block range replay as one history.
+a block range replay as one history. Two rows are the same when they differ
+only in ``confirmations``, and the first recorded copy is kept.
 
 Tests run a replay in-process with ``ReplayServer``::
 
@@ -34,6 +35,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .config import EXPLORER_WINDOW_ROWS
 from .errors import ConfigError
+from .explorer import row_identity
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class _Recording:
         if self.rows is None:
             self.rows = []
         for row in rows:
-            identity = json.dumps(row, sort_keys=True)
+            identity = row_identity(row)
             if identity not in self._row_identities:
                 self._row_identities.add(identity)
                 self.rows.append(row)
