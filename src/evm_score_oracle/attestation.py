@@ -1,14 +1,11 @@
 """Offline verification of AWS Nitro attestation documents from an Oyster enclave.
 
 deploy.sh registers an enclave on chain only after this module has checked its
-attestation document: the COSE_Sign1 signature (ES384) with the leaf
-certificate, the certificate chain up to a pinned root key at the document's own
-time, and optionally its age, its PCRs and that the attested secp256k1 key is
-the key that signs the oracle's scores. Nothing here trusts the network: a URL
-is only a way to fetch the bytes.
-
-The document format is the one AWS describes in "Verifying the root of trust"
-(aws-nitro-enclaves-nsm-api, docs/attestation_process.md).
+attestation document. The checks cover the COSE_Sign1 signature (ES384) with
+the leaf certificate and the certificate chain up to a pinned root key at the
+document's own time. On request they also cover the document's age, its PCRs
+and whether the attested secp256k1 key is the key that signs the oracle's
+scores. Nothing here trusts the network, because a URL only supplies the bytes.
 """
 
 from __future__ import annotations
@@ -82,7 +79,7 @@ IMAGE_ID_PCR_FLAGS = 0x0001_0007  # bit set of the PCRs hashed into the image id
 IMAGE_ID_PCRS = (0, 1, 2, 16)
 SECP256K1_XY_LENGTH = 64
 
-# Real documents are about 5 KB; the cap only stops a bad source from filling memory.
+# Real documents are about 5 KB, so the cap only stops a bad source from filling memory.
 MAX_DOCUMENT_BYTES = 1 << 20
 
 
@@ -91,7 +88,7 @@ class AttestationFacts:
     """Facts from an attestation document whose signature and chain verified."""
 
     pcrs: dict[int, bytes]
-    """PCR index to 48-byte value; PCR16 is 48 zero bytes when the document has none."""
+    """PCR index to 48-byte value, with PCR16 as 48 zero bytes when the document has none."""
     image_id: str
     """Hex SHA-256 over the PCR bit set 0x00010007 and PCRs 0, 1, 2 and 16, as Oyster computes it."""
     public_key: bytes | None
@@ -150,19 +147,21 @@ def verify_attestation(
 ) -> AttestationFacts:
     """Verify an attestation document and return its facts.
 
-    Checks, in order: the CBOR and COSE_Sign1 structure, the certificate chain
-    at the document's timestamp up to the ``root`` key, the ES384 signature,
-    then the age against ``now_ms`` (default: the current time) when
-    ``max_age_s`` is given, and the PCRs in ``expected_pcrs``. Raises the
-    ``AttestationError`` subclass named after the first check that fails, or
-    ``InvalidInputError`` for an unknown root or a negative maximum age.
+    The checks run in this order: CBOR and COSE_Sign1 structure, certificate
+    chain up to the ``root`` key at the document's timestamp, ES384 signature.
+    Then, when requested, the age against ``now_ms`` (default now) and the
+    PCRs in ``expected_pcrs``. Raises the ``AttestationError`` subclass of the
+    first failed check, or ``InvalidInputError`` for an unknown root or an
+    invalid maximum age.
     """
     _root_key(root)  # reject an unknown root before any parsing
     _check_max_age_argument(max_age_s)
 
     cose = _parse_cose_sign1(document)
     parsed = _parse_document(cose.payload)
-    leaf = verify_certificate_chain(parsed.certificate, parsed.cabundle, root=root, at_ms=parsed.timestamp_ms)
+    leaf = verify_certificate_chain(
+        parsed.certificate, parsed.cabundle, root=root, at_ms=parsed.timestamp_ms
+    )
     _verify_cose_signature(cose, leaf)
 
     facts = _facts_from(parsed, root)
@@ -214,7 +213,7 @@ def check_pcrs(facts: AttestationFacts, expected_pcrs: Mapping[int, bytes]) -> N
 
 
 def check_key_binding(facts: AttestationFacts, oracle_public_key_hex: str) -> None:
-    """Raise KeyBindingError unless the attested key is the oracle's signing key.
+    """Check that the attested key is the oracle's signing key, else raise KeyBindingError.
 
     ``oracle_public_key_hex`` is the 33-byte compressed secp256k1 key in hex that
     the oracle's GET /public-key returns. The attested key must be the 64-byte
@@ -226,14 +225,14 @@ def check_key_binding(facts: AttestationFacts, oracle_public_key_hex: str) -> No
     if attested is None or len(attested) != SECP256K1_XY_LENGTH:
         size = "no public key" if attested is None else f"a {len(attested)}-byte public key"
         raise KeyBindingError(
-            f"the attestation document carries {size}, expected the 64-byte secp256k1 X||Y key: "
-            "fetch the document from the port-1301 attestation server, not port 1300 (x25519)"
+            f"the attestation document contains {size}, expected the 64-byte secp256k1 X||Y key. "
+            "Fetch the document from the port-1301 attestation server, not port 1300 (x25519)"
         )
     if attested != oracle_xy:
         raise KeyBindingError(
             f"attested key {attested.hex()} is not the oracle's signing key {oracle_xy.hex()} "
-            f"(compressed {oracle_public_key_hex}): the oracle is not the enclave that was attested; "
-            "fetch both from the same enclave"
+            f"(compressed {oracle_public_key_hex}), so the oracle is not the attested enclave. "
+            "Fetch both from the same enclave"
         )
 
 
@@ -256,7 +255,7 @@ def _check_age(timestamp_ms: int, max_age_s: float, now_ms: int) -> None:
     if age_ms > max_age_s * 1000:
         raise DocumentTooOldError(
             f"attestation document is {age_ms / 1000:.1f} s old (signed at {_format_ms(timestamp_ms)}, "
-            f"now {_format_ms(now_ms)}), more than the allowed {max_age_s:g} s: fetch a fresh document"
+            f"now {_format_ms(now_ms)}), more than the allowed {max_age_s:g} s. Fetch a fresh document"
         )
 
 
@@ -273,18 +272,20 @@ def _parse_cose_sign1(document: bytes) -> _CoseSign1:
     if isinstance(value, cbor2.CBORTag):
         if value.tag != COSE_SIGN1_TAG:
             raise NotCoseSign1Error(
-                f"attestation document has CBOR tag {value.tag}, expected none or {COSE_SIGN1_TAG} (COSE_Sign1)"
+                f"attestation document has CBOR tag {value.tag}, "
+                f"expected none or {COSE_SIGN1_TAG} (COSE_Sign1)"
             )
         value = value.value
 
-    if not isinstance(value, list) or len(value) != 4:
+    # cbor2 decodes the contents of a tag as immutable types (tuple, frozendict).
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
         raise NotCoseSign1Error(
-            f"attestation document is a CBOR {type(value).__name__}, expected a COSE_Sign1 array of 4 items "
-            "(protected header, unprotected header, payload, signature)"
+            f"attestation document is a CBOR {type(value).__name__}, expected a COSE_Sign1 array "
+            "of 4 items (protected header, unprotected header, payload, signature)"
         )
     protected, unprotected, payload, signature = value
     if not all(isinstance(item, bytes) for item in (protected, payload, signature)) or not isinstance(
-        unprotected, dict
+        unprotected, Mapping
     ):
         raise NotCoseSign1Error(
             "attestation document is not a COSE_Sign1 array: expected [bstr, map, bstr, bstr], "
@@ -297,7 +298,7 @@ def _parse_cose_sign1(document: bytes) -> _CoseSign1:
 
 def _check_protected_header(protected: bytes) -> None:
     header = _decode_cbor(protected, "COSE protected header")
-    algorithm = header.get(1) if isinstance(header, dict) else None
+    algorithm = header.get(1) if isinstance(header, Mapping) else None
     if algorithm != COSE_ALG_ES384:
         raise NotCoseSign1Error(
             f"COSE protected header names algorithm {algorithm!r}, expected {COSE_ALG_ES384} (ES384), "
@@ -305,19 +306,24 @@ def _check_protected_header(protected: bytes) -> None:
         )
 
 
-def _decode_cbor(data: bytes, what: str) -> Any:
+def _decode_cbor(data: bytes, description: str) -> Any:
     if not data:
-        raise NotCborError(f"{what} is empty: expected CBOR bytes")
+        raise NotCborError(f"{description} is empty, expected CBOR bytes")
 
     stream = io.BytesIO(data)
     try:
         value = cbor2.CBORDecoder(stream).decode()
     except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as error:
-        raise NotCborError(f"{what} is not valid CBOR ({error}); check that the source serves raw bytes") from error
+        raise NotCborError(
+            f"{description} is not valid CBOR ({error}). Check that the source serves the raw "
+            "or hex attestation document"
+        ) from error
 
     trailing = len(data) - stream.tell()
     if trailing:
-        raise NotCborError(f"{what} has {trailing} bytes after its CBOR value, expected exactly one value")
+        raise NotCborError(
+            f"{description} has {trailing} bytes after its CBOR value, expected exactly one value"
+        )
     return value
 
 
@@ -365,7 +371,9 @@ def _optional_bytes(fields: dict[Any, Any], name: str) -> bytes | None:
 def _timestamp(fields: dict[Any, Any]) -> int:
     timestamp = _field(fields, "timestamp", int)
     if timestamp <= 0:
-        raise NotCoseSign1Error(f"attestation timestamp {timestamp} is not a positive number of milliseconds")
+        raise NotCoseSign1Error(
+            f"attestation timestamp {timestamp} is invalid, expected a positive number of milliseconds"
+        )
     return timestamp
 
 
@@ -376,17 +384,23 @@ def _pcrs(fields: dict[Any, Any]) -> dict[int, bytes]:
 
     for index, value in pcrs.items():
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= MAX_PCR_INDEX:
-            raise NotCoseSign1Error(f"attestation PCR index {index!r} is invalid, expected 0 to {MAX_PCR_INDEX}")
+            raise NotCoseSign1Error(
+                f"attestation PCR index {index!r} is invalid, expected 0 to {MAX_PCR_INDEX}"
+            )
         if not isinstance(value, bytes) or len(value) != PCR_LENGTH:
             size = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
-            raise NotCoseSign1Error(f"attestation PCR{index} is {size}, expected {PCR_LENGTH} bytes (SHA-384)")
+            raise NotCoseSign1Error(
+                f"attestation PCR{index} is {size}, expected {PCR_LENGTH} bytes (SHA-384)"
+            )
     return dict(pcrs)
 
 
 def _cabundle(fields: dict[Any, Any]) -> list[bytes]:
     cabundle = _field(fields, "cabundle", list)
     if not cabundle:
-        raise NotCoseSign1Error("attestation payload has an empty 'cabundle', expected at least the root certificate")
+        raise NotCoseSign1Error(
+            "attestation payload has an empty 'cabundle', expected at least the root certificate"
+        )
     if not all(isinstance(der, bytes) for der in cabundle):
         raise NotCoseSign1Error("attestation 'cabundle' must list DER certificates as byte strings")
     return list(cabundle)
@@ -428,7 +442,8 @@ def _load_certificate(der: bytes, index: int) -> x509.Certificate:
         return x509.load_der_x509_certificate(der)
     except ValueError as error:
         raise BrokenChainError(
-            f"certificate {index} of the chain (0 is the leaf) is not a valid DER X.509 certificate: {error}"
+            f"certificate {index} of the chain (0 is the leaf) is not a valid DER X.509 "
+            f"certificate: {error}"
         ) from error
 
 
@@ -444,7 +459,8 @@ def _check_validity(cert: x509.Certificate, index: int, at_ms: int) -> None:
     if not not_before <= at <= not_after:
         raise CertificateNotValidError(
             f"{_describe(cert, index)} is valid from {not_before.isoformat()} to {not_after.isoformat()}, "
-            f"but the document time is {_format_ms(at_ms)}: the document was not signed while its chain was valid"
+            f"but the document time is {_format_ms(at_ms)}. The document was not signed while "
+            "its chain was valid, so it cannot be trusted"
         )
 
 
@@ -462,7 +478,9 @@ def _check_issued_by(chain: Sequence[x509.Certificate], index: int) -> None:
     try:
         cert.verify_directly_issued_by(issuer)
     except InvalidSignature as error:
-        raise BrokenChainError(f"the signature of {subject_text} does not verify with the key of {issuer_text}") from error
+        raise BrokenChainError(
+            f"the signature of {subject_text} does not verify with the key of {issuer_text}"
+        ) from error
     except (ValueError, TypeError) as error:
         raise BrokenChainError(f"cannot check {subject_text} against {issuer_text}: {error}") from error
 
@@ -473,7 +491,9 @@ def _check_is_ca(issuer: x509.Certificate, index: int, *, cas_below: int) -> Non
     try:
         constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound as error:
-        raise BrokenChainError(f"{_describe(issuer, index)} has no basic constraints, so it is not a CA") from error
+        raise BrokenChainError(
+            f"{_describe(issuer, index)} has no basic constraints, so it is not a CA"
+        ) from error
 
     if not constraints.ca:
         raise BrokenChainError(f"{_describe(issuer, index)} issues a certificate but is not a CA")
@@ -493,8 +513,9 @@ def _check_root_key(cert: x509.Certificate, index: int, root: str, root_key: byt
     if point != root_key:
         got = point.hex() if point else f"a {type(public_key).__name__}"
         raise UntrustedRootError(
-            f"the chain ends at {_describe(cert, index)} with key {got}, not the trusted {root!r} root key: "
-            "use root 'aws' for real enclaves and 'mock' only for local development images"
+            f"the chain ends at {_describe(cert, index)} with key {got}, "
+            f"not the trusted {root!r} root key. Use root 'aws' for real enclaves "
+            "and 'mock' only for local development images"
         )
 
 
@@ -504,7 +525,9 @@ def _check_root_key(cert: x509.Certificate, index: int, root: str, root_key: byt
 def _verify_cose_signature(cose: _CoseSign1, leaf: x509.Certificate) -> None:
     leaf_key = leaf.public_key()
     if not isinstance(leaf_key, ec.EllipticCurvePublicKey) or not isinstance(leaf_key.curve, ec.SECP384R1):
-        raise BadSignatureError(f"the leaf certificate key is {_key_name(leaf_key)}, expected a P-384 key for ES384")
+        raise BadSignatureError(
+            f"the leaf certificate key is {_key_name(leaf_key)}, expected a P-384 key for ES384"
+        )
     if len(cose.signature) != 96:
         raise BadSignatureError(f"COSE signature is {len(cose.signature)} bytes, expected 96 (ES384 r||s)")
 
@@ -536,7 +559,8 @@ def _oracle_key_xy(oracle_public_key_hex: str) -> bytes:
         compressed = bytes.fromhex(text)
     except ValueError as error:
         raise InvalidInputError(
-            f"oracle public key {oracle_public_key_hex!r} is not hex: pass the public_key value of GET /public-key"
+            f"oracle public key {oracle_public_key_hex!r} is not hex. "
+            "Pass the public_key value that GET /public-key returns"
         ) from error
     if len(compressed) != 33 or compressed[0] not in (2, 3):
         raise InvalidInputError(
@@ -548,7 +572,8 @@ def _oracle_key_xy(oracle_public_key_hex: str) -> bytes:
         return coincurve.PublicKey(compressed).format(compressed=False)[1:]
     except ValueError as error:
         raise InvalidInputError(
-            f"oracle public key {text} is not a point on secp256k1: pass the public_key value of GET /public-key"
+            f"oracle public key {text} is not a point on secp256k1. "
+            "Pass the public_key value that GET /public-key returns"
         ) from error
 
 
@@ -582,7 +607,9 @@ def _read_file(path: str) -> bytes:
         with Path(path).open("rb") as file:
             return file.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as error:
-        raise InvalidInputError(f"cannot read attestation document {path}: {error.strerror or error}") from error
+        raise InvalidInputError(
+            f"cannot read attestation document {path}: {error.strerror or error}"
+        ) from error
 
 
 def _decode_hex_text(data: bytes) -> bytes:
@@ -608,7 +635,8 @@ def _fetch(url: str, timeout_s: float) -> bytes:
         ) from error
     except httpx.TransportError as error:
         raise UpstreamUnavailableError(
-            f"cannot reach attestation server {url}: {error}; check the address and that port 1300/1301 is open",
+            f"cannot reach attestation server {url} ({error}). "
+            "Check the address and that port 1300 or 1301 is open",
             upstream="attestation",
         ) from error
 
@@ -616,8 +644,8 @@ def _fetch(url: str, timeout_s: float) -> bytes:
     logger.info("GET %s -> %d (%d bytes, %.0f ms)", url, response.status_code, len(body), elapsed_ms)
     if response.status_code != 200:
         raise UpstreamResponseError(
-            f"attestation server {url} returned HTTP {response.status_code}, expected 200 with the document; "
-            "use the /attestation/raw or /attestation/hex path",
+            f"attestation server {url} returned HTTP {response.status_code}, expected 200 "
+            "with the document. Use the /attestation/raw or /attestation/hex path",
             upstream="attestation",
         )
     return body
@@ -673,7 +701,9 @@ def parse_expected_pcrs(specs: Sequence[str]) -> dict[int, bytes]:
     for spec in specs:
         index, value = _parse_pcr_spec(spec)
         if index in pcrs and pcrs[index] != value:
-            raise InvalidInputError(f"PCR{index} is expected with two different values: pass --expect-pcr {index}=HEX once")
+            raise InvalidInputError(
+                f"PCR{index} is expected with two different values, pass --expect-pcr {index}=HEX once"
+            )
         pcrs[index] = value
     return pcrs
 
@@ -692,7 +722,9 @@ def _parse_pcr_spec(spec: str) -> tuple[int, bytes]:
     except ValueError as error:
         raise InvalidInputError(f"invalid expected PCR{index} value {hex_text!r}: {usage}") from error
     if len(value) != PCR_LENGTH:
-        raise InvalidInputError(f"expected PCR{index} value is {len(value)} bytes, not {PCR_LENGTH}: {usage}")
+        raise InvalidInputError(
+            f"expected PCR{index} value is {len(value)} bytes, not {PCR_LENGTH}: {usage}"
+        )
     return index, value
 
 
