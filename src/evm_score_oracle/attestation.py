@@ -630,7 +630,7 @@ def _fetch(url: str, timeout_s: float) -> bytes:
             body = _read_capped(response)
     except httpx.TimeoutException as error:
         raise UpstreamTimeoutError(
-            f"attestation server {url} did not answer within {timeout_s:g} s: check the enclave is running",
+            f"attestation server {url} timed out after {timeout_s:g} s. Check that the enclave is running",
             upstream="attestation",
         ) from error
     except httpx.TransportError as error:
