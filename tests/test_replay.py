@@ -96,7 +96,7 @@ def test_block_filters_accept_both_cases(replay):
     assert camel_case["result"] == expected
 
 
-def test_block_filter_without_rows_answers_no_transactions(replay):
+def test_empty_block_range_returns_no_transactions(replay):
     answer = txlist(replay, RETAIL, startblock="99999990").json()
 
     assert answer == {"status": "0", "message": "No transactions found", "result": []}
@@ -221,7 +221,7 @@ def test_post_gets_405_json(replay):
     assert "GET" in response.json()["error"]
 
 
-def test_window_beyond_cap_answers_notok(tmp_path):
+def test_window_beyond_cap_returns_notok(tmp_path):
     rows = [{"blockNumber": str(block), "hash": f"0x{block:x}"} for block in range(1, 21)]
     write_recording(tmp_path / "window.json", [
         ("https://explorer.invalid/api?module=account&action=txlist&address=0xab",

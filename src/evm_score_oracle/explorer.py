@@ -155,7 +155,7 @@ class ExplorerClient:
 
         if not isinstance(result, str) or not (result.isascii() and result.isdigit()):
             raise UpstreamResponseError(
-                f"explorer balance answer is invalid: expected a decimal string of wei, "
+                f"explorer balance response is invalid: expected a decimal string of wei, "
                 f"got {self._quote(result)}; check that EXPLORER_URL points at an "
                 f"Etherscan-compatible API",
                 upstream=_EXPLORER,
@@ -177,11 +177,11 @@ class ExplorerClient:
 
             next_start = collector.last_block
             if next_start <= start_block:
-                # One block holds more rows than a query window; the explorer
-                # cannot page past it, so keep what we have and say so.
+                # One block contains more rows than a query window, and the
+                # explorer cannot page past it. Keep the rows so far and mark the cap.
                 logger.warning(
-                    "explorer %s: block %d has more rows than one query window (%d); "
-                    "stopping there and marking %s truncated",
+                    "explorer %s: block %d has more rows than one query window (%d), "
+                    "so %s stops there and is marked truncated",
                     action, start_block, self._window_rows, action,
                 )
                 return collector.rows, True
@@ -219,7 +219,7 @@ class ExplorerClient:
         if isinstance(result, list) and all(isinstance(row, dict) for row in result):
             return result
         raise UpstreamResponseError(
-            f"explorer {description} answer is invalid: expected a list of rows, "
+            f"explorer {description} response is invalid: expected a list of rows, "
             f"got {self._quote(result)}; check that EXPLORER_URL points at an "
             f"Etherscan-compatible API",
             upstream=_EXPLORER,
@@ -244,19 +244,22 @@ class ExplorerClient:
 
     async def _call_once(self, params: dict[str, str], *, description: str, page: int) -> Any:
         started = time.perf_counter()
-        response = await self._send(params, description=description)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-
-        row_count = "-"
+        outcome, row_count = "error", "-"
         try:
+            response = await self._send(params, description=description)
+            outcome = str(response.status_code)
             body = self._decode(response, description)
             if isinstance(body["result"], list):
                 row_count = str(len(body["result"]))
             return self._unwrap(body, description)
+        except UpstreamTimeoutError:
+            outcome = "timeout"
+            raise
         finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
             logger.info(
-                "explorer call action=%s page=%d status=%d rows=%s elapsed_ms=%.0f",
-                params["action"], page, response.status_code, row_count, elapsed_ms,
+                "explorer call action=%s page=%d status=%s rows=%s elapsed_ms=%.0f",
+                params["action"], page, outcome, row_count, elapsed_ms,
             )
 
     async def _send(self, params: dict[str, str], *, description: str) -> httpx.Response:
@@ -311,14 +314,14 @@ class ExplorerClient:
             body = response.json()
         except ValueError as error:
             raise UpstreamResponseError(
-                f"explorer {description} answer is not valid JSON; check that "
+                f"explorer {description} response is not valid JSON; check that "
                 f"EXPLORER_URL points at an Etherscan-compatible API",
                 upstream=_EXPLORER,
             ) from error
 
         if not isinstance(body, dict) or not {"status", "message", "result"} <= body.keys():
             raise UpstreamResponseError(
-                f"explorer {description} answer is invalid: expected an object with "
+                f"explorer {description} response is invalid: expected an object with "
                 f"status, message and result, got {self._quote(body)}",
                 upstream=_EXPLORER,
             )

@@ -1,4 +1,4 @@
-"""Replay recorded Etherscan-compatible explorer answers on a local port.
+"""Replay recorded Etherscan-compatible explorer responses on a local port.
 
 The replay explorer lets demos, tests and audits run the oracle's real HTTP
 client against real wallet histories without reaching the internet. Each
@@ -51,7 +51,7 @@ NO_ROWS_BODY = {"status": "0", "message": "No transactions found", "result": []}
 
 
 class BadQueryError(Exception):
-    """A replay query is malformed; the server answers 400 with this message."""
+    """A replay query is malformed, so the server returns 400 with this message."""
 
 
 @dataclass
@@ -62,7 +62,7 @@ class _Recording:
     """Merged rows when some interaction returned a list result, else None."""
     fixed_status: int = 200
     fixed_body: Any = None
-    """The first non-list answer recorded (balance, NOTOK and similar)."""
+    """The first non-list response recorded (balance, NOTOK and similar)."""
     _row_identities: set[str] = field(default_factory=set)
 
     def add_rows(self, rows: list[Row]) -> None:
@@ -76,7 +76,7 @@ class _Recording:
 
 
 class Recordings:
-    """Recorded explorer answers, indexed by query key."""
+    """Recorded explorer responses, indexed by query key."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, _Recording] = {}
@@ -100,7 +100,7 @@ class Recordings:
             recording.fixed_status = status
             recording.fixed_body = body
 
-    def answer(
+    def response_for(
         self, path: str, params: dict[str, str], *, window_rows: int = EXPLORER_WINDOW_ROWS
     ) -> tuple[int, Any]:
         """Return the HTTP status and JSON body the explorer gave for this query.
@@ -116,9 +116,11 @@ class Recordings:
         key = query_key(path, params)
         recording = self._by_key.get(key)
         if recording is None:
-            return 404, {"error": f"no recorded answer for query {key!r}", "query": key}
+            message = (f"no recorded response for query {key!r}: check the URL path, "
+                       f"chainid and address, or add a recording of this query")
+            return 404, {"error": message, "query": key}
 
-        # A recorded list answer wins over a recorded error for the same query.
+        # A recorded list response wins over a recorded error for the same query.
         if recording.rows is None:
             return recording.fixed_status, recording.fixed_body
         return 200, _select_rows(recording.rows, params, window_rows)
@@ -140,7 +142,7 @@ def load_recordings(directory: Path) -> Recordings:
     """Read every ``*.json`` recording file in ``directory``.
 
     Raises ``ConfigError`` naming the file and the problem when a file is not a
-    valid recording, or when the directory holds none.
+    valid recording, or when the directory contains none.
     """
     if not directory.is_dir():
         raise ConfigError(f"recordings directory {str(directory)!r} not found: "
@@ -149,7 +151,7 @@ def load_recordings(directory: Path) -> Recordings:
     files = sorted(directory.glob("*.json"))
     if not files:
         raise ConfigError(f"no *.json recording files in {str(directory)!r}: "
-                          f"pass a directory of recorded explorer answers")
+                          f"pass a directory of recorded explorer responses")
 
     recordings = Recordings()
     for path in files:
@@ -273,19 +275,19 @@ class _ReplayHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - name fixed by http.server
         path, params = _split_url(self.path)
         try:
-            status, body = self.server.recordings.answer(
+            status, body = self.server.recordings.response_for(
                 path, params, window_rows=self.server.window_rows
             )
         except BadQueryError as error:
             status, body = 400, {"error": str(error)}
         except Exception:
-            # The client gets a JSON error, never a traceback; the log keeps it.
+            # The client gets a JSON error, never a traceback, and the log keeps the traceback.
             logger.exception("replay failed for %s", _redact_query(self.path))
             status, body = 500, {"error": "internal error in the replay explorer"}
         self._send_json(status, body)
 
     def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
-        self._send_json(405, {"error": "method not allowed: the replay explorer answers GET"})
+        self._send_json(405, {"error": "method not allowed: the replay explorer serves GET only"})
 
     def _send_json(self, status: int, body: Any) -> None:
         payload = json.dumps(body).encode("utf-8")
@@ -318,7 +320,7 @@ class ReplayServer:
 
     The socket is bound in the constructor, so ``url`` is known before ``start()``.
     ``port=0`` lets the OS choose a free port. ``window_rows`` is the cap on
-    page x offset; queries beyond it get the explorer's NOTOK answer.
+    page x offset; queries beyond it get the explorer's NOTOK response.
     """
 
     def __init__(
@@ -344,8 +346,12 @@ class ReplayServer:
 
     def start(self) -> ReplayServer:
         """Serve from a daemon thread; returns self."""
+        # A short poll interval makes stop() return quickly, which keeps tests fast.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="replay-explorer", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="replay-explorer",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -389,7 +395,7 @@ def serve_replay(directory: Path, host: str = "127.0.0.1", port: int = 0) -> Non
 def main(argv: list[str] | None = None) -> None:
     """Run ``python -m evm_score_oracle.replay DIR [--host H] [--port N]``."""
     parser = argparse.ArgumentParser(
-        prog="replay-explorer", description="Serve recorded explorer answers on a local port."
+        prog="replay-explorer", description="Serve recorded explorer responses on a local port."
     )
     parser.add_argument("directory", type=Path, help="directory of *.json recording files")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

@@ -2,7 +2,7 @@
 
 ``ScriptedUpstream`` answers each request with the next canned response from a
 script (the last one repeats) and records every request's query, so a test can
-stage slow answers, malformed JSON, rate limits and error bodies, then check
+stage slow responses, malformed JSON, rate limits and error bodies, then check
 what the client sent. ``refused_port()`` returns a loopback port with no
 listener.
 """
@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 @dataclass(frozen=True)
 class Canned:
-    """One scripted answer: a JSON value or raw bytes, optionally sent after a delay."""
+    """One scripted response: a JSON value or raw bytes, optionally sent after a delay."""
 
     body: Any = None
     status: int = 200
@@ -29,11 +29,11 @@ class Canned:
 
 
 class ScriptedUpstream:
-    """HTTP server on 127.0.0.1 that plays a script of canned answers in order."""
+    """HTTP server on 127.0.0.1 that plays a script of canned responses in order."""
 
     def __init__(self, script: list[Canned]) -> None:
         if not script:
-            raise ValueError("script is empty: give at least one canned answer")
+            raise ValueError("script is empty: give at least one canned response")
         self.queries: list[dict[str, str]] = []
         self.paths: list[str] = []
         self._script = list(script)
@@ -41,7 +41,9 @@ class ScriptedUpstream:
         self._released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -83,7 +85,7 @@ class ScriptedUpstream:
                     self.end_headers()
                     self.wfile.write(payload)
                 except OSError:
-                    # The client gave up on a delayed answer and closed the socket.
+                    # The client gave up on a delayed response and closed the socket.
                     pass
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -100,10 +102,10 @@ def refused_port() -> int:
 
 
 def ok_rows(rows: list[dict[str, Any]]) -> Canned:
-    """Return the explorer's success answer for a list query."""
+    """Return the explorer's success response for a list query."""
     return Canned({"status": "1", "message": "OK", "result": rows})
 
 
 def notok(text: str) -> Canned:
-    """Return the explorer's failure answer with ``text`` as its result."""
+    """Return the explorer's failure response with ``text`` as its result."""
     return Canned({"status": "0", "message": "NOTOK", "result": text})
