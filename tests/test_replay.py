@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -219,6 +220,30 @@ def test_post_gets_405_json(replay):
 
     assert response.status_code == 405
     assert "GET" in response.json()["error"]
+
+
+def test_unsupported_method_gets_json_error(replay):
+    response = replay.request("DELETE", "/api")
+
+    assert response.status_code == 501
+    assert "GET" in response.json()["error"]
+
+
+def test_replay_logs_omit_api_key(replay, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret = "REPLAYKEY4U8V2"
+
+    found = txlist(replay, RETAIL, apikey=secret)
+    missing = txlist(replay, "0x" + "1" * 40, apikey=secret)
+
+    assert found.status_code == 200
+    assert missing.status_code == 404
+    assert secret not in missing.text
+    # Only the replay's own records count: the test's httpx client logs its URLs.
+    messages = [record.getMessage() for record in caplog.records
+                if record.name.startswith("evm_score_oracle")]
+    assert any("replay GET /api" in message for message in messages)
+    assert not [message for message in messages if secret in message]
 
 
 def test_window_beyond_cap_returns_notok(tmp_path):

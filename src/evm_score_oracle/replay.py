@@ -266,7 +266,7 @@ def _redact_query(target: str) -> str:
     path, params = _split_url(target)
     shown = {name: ("[redacted]" if name.lower() in IGNORED_PARAMS else value)
              for name, value in params.items()}
-    return f"{path}?{urlencode(shown)}" if shown else path
+    return f"{path}?{urlencode(shown, safe='[]')}" if shown else path
 
 
 class _ReplayHandler(BaseHTTPRequestHandler):
@@ -288,6 +288,13 @@ class _ReplayHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - name fixed by http.server
         self._send_json(405, {"error": "method not allowed: the replay explorer serves GET only"})
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server sends an HTML page for unsupported methods and malformed
+        # request lines; clients of an explorer API expect JSON.
+        phrase = message or HTTPStatus(code).phrase
+        self.close_connection = True
+        self._send_json(code, {"error": f"{phrase}: the replay explorer serves GET only"})
 
     def _send_json(self, status: int, body: Any) -> None:
         payload = json.dumps(body).encode("utf-8")
