@@ -68,7 +68,7 @@ class ErrorResponse(BaseModel):
 _SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid address"},
     422: {"description": "Malformed request"},
-    502: {"model": ErrorResponse, "description": "The explorer answered with an error or unusable data"},
+    502: {"model": ErrorResponse, "description": "The explorer returned an error or unusable data"},
     503: {"model": ErrorResponse, "description": "An upstream is unavailable, or no model slot is free"},
     504: {"model": ErrorResponse, "description": "An upstream timed out"},
 }

@@ -50,14 +50,14 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_pipeline_flags(serve)
     serve.set_defaults(run=_run_serve)
 
-    score = commands.add_parser("score", help="score and sign one wallet, print the answer as JSON")
+    score = commands.add_parser("score", help="score and sign one wallet, print the signed response as JSON")
     score.add_argument("address", help="wallet address, 0x + 40 hex digits")
     score.add_argument("--no-llm", action="store_true", help="sign the rubric score without asking the model")
     _add_pipeline_flags(score)
     score.set_defaults(run=_run_score)
 
-    verify = commands.add_parser("verify", help="check the signature of a /score answer")
-    verify.add_argument("file", help="file with the /score JSON answer, or - for standard input")
+    verify = commands.add_parser("verify", help="check the signature of a /score response")
+    verify.add_argument("file", help="file with the /score JSON response, or - for standard input")
     key_source = verify.add_mutually_exclusive_group(required=True)
     key_source.add_argument("--public-key", help="oracle public key, hex (33-byte compressed or 64-byte X||Y)")
     key_source.add_argument("--oracle", metavar="URL", help="oracle base URL; its /public-key is fetched")
@@ -67,7 +67,7 @@ def _build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("path", type=Path, help="where to write the key; an existing file is never overwritten")
     keygen.set_defaults(run=_run_keygen)
 
-    replay = commands.add_parser("replay-explorer", help="serve recorded explorer answers on 127.0.0.1")
+    replay = commands.add_parser("replay-explorer", help="serve recorded explorer responses on 127.0.0.1")
     replay.add_argument("directory", type=Path, help="folder of recorded *.json explorer exchanges")
     replay.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     replay.add_argument("--port", type=int, default=8545, help="TCP port; 0 picks a free one (default 8545)")
@@ -229,19 +229,19 @@ def _read_score_answer(source: str) -> dict[str, Any]:
         raise UnusableInputError(f"{source} is not JSON: {error.msg} at line {error.lineno}") from error
 
     if not isinstance(answer, dict):
-        raise UnusableInputError(f"{source} is not a /score answer: expected a JSON object")
+        raise UnusableInputError(f"{source} is not a /score response: expected a JSON object")
     _check_field(answer, "score", int, 0, 2**64 - 1)
     _check_field(answer, "timestamp_ms", int, 0, 2**64 - 1)
     for name in ("wallet_address", "signature"):
         if not isinstance(answer.get(name), str):
-            raise UnusableInputError(f"{source} is not a /score answer: field {name!r} must be a string")
+            raise UnusableInputError(f"{source} is not a /score response: field {name!r} must be a string")
     return answer
 
 
 def _check_field(answer: dict[str, Any], name: str, kind: type, low: int, high: int) -> None:
     value = answer.get(name)
     if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
-        raise UnusableInputError(f"not a /score answer: field {name!r} must be an integer in [{low}, {high}], got {value!r}")
+        raise UnusableInputError(f"not a /score response: field {name!r} must be an integer in [{low}, {high}], got {value!r}")
 
 
 def _fetch_public_key(oracle_url: str) -> str:

@@ -26,7 +26,7 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class SignedScore:
-    """One signed answer. Only score, wallet_address and timestamp_ms are signed."""
+    """One signed score. Only score, wallet_address and timestamp_ms are signed."""
 
     score: int
     wallet_address: str
@@ -71,7 +71,7 @@ class ScoreService:
         Raises ``InvalidAddressError`` for a bad address and an ``UpstreamError``
         when any configured explorer source fails, so nothing is signed from
         incomplete data. A failing model never fails the request: the rubric
-        score is signed instead and the metadata says why.
+        score is signed instead and the metadata gives the reason.
         """
         address = canonical_address(address_text)
         started = time.monotonic()
