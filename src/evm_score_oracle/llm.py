@@ -204,7 +204,7 @@ class OllamaAssessor:
             raise ValueError(f"invalid address {address[:50]!r}: expected the canonical lower-case 0x + 40 hex form")
 
         facts = prompt_facts(features.as_dict(), self._labels)
-        prompt = build_prompt(facts, rubric.dimensions, rubric.total)
+        prompt = build_prompt(facts, rubric.dimensions)
         key = hashlib.sha256(f"{address}\n{prompt}".encode()).hexdigest()
         deadline = time.monotonic() + deadline_s
 
