@@ -291,7 +291,7 @@ class _ReplayHandler(BaseHTTPRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server sends an HTML page for unsupported methods and malformed
-        # request lines; clients of an explorer API expect JSON.
+        # request lines, but clients of an explorer API expect JSON.
         phrase = message or HTTPStatus(code).phrase
         self.close_connection = True
         self._send_json(code, {"error": f"{phrase}: the replay explorer serves GET only"})
