@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploy the oracle to a Marlin Oyster CVM and register it on Sui.
-# The steps live in src/evm_score_oracle/deploy.py; `./deploy.sh --help` lists
-# every option and docs/deployment.md explains them.
+# The steps are in src/evm_score_oracle/deploy.py. `./deploy.sh --help` lists
+# every option, and docs/deployment.md explains them.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -198,7 +198,7 @@ def test_deploy_runs_steps_in_order(workspace: Path, enclave: EnclaveStandIn) ->
     assert kinds[first_sui:] == ["sui client", "sui client"]
     last_health = len(kinds) - 1 - kinds[::-1].index("http /health")
     assert last_health < kinds.index("http /attestation/raw")
-    # One basic check (answered "disconnected"), then Ollama polls until connected.
+    # One basic check (which returns "disconnected"), then Ollama polls until connected.
     assert enclave.health_polls == 3
 
 

@@ -130,7 +130,7 @@ def test_lock_installs_and_service_starts(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip_env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
     # Ignore this machine's pip configuration (local indexes, constraints) so the
-    # install sees what `docker build` sees.
+    # install uses the same index as `docker build`.
     pip_env["PIP_CONFIG_FILE"] = os.devnull
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "--no-compile"]
 

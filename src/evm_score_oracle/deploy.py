@@ -244,8 +244,7 @@ def _run_streaming(command: list[str], resume: str) -> str:
         raise DeployError(f"cannot start {command[0]}: {error.strerror or error}. Install it and {resume}") from error
 
     lines = []
-    assert process.stdout is not None
-    for line in process.stdout:
+    for line in process.stdout or ():
         lines.append(line)
         print(f"  | {line.rstrip()}", file=sys.stderr)
     status = process.wait()
