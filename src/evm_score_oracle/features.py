@@ -22,6 +22,7 @@ Parsing rules, applied to every row kind:
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -176,12 +177,11 @@ def parse_uint(value: object) -> int | None:
     Accepts ints and strings of ASCII digits only: "", "0x1f", "-1" and "1.5"
     return None.
     """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    # Exact type checks first: this runs several times per row.
+    if type(value) is str:
+        return int(value) if value.isdigit() and value.isascii() else None
+    if type(value) is int:
         return value if value >= 0 else None
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
     return None
 
 
@@ -325,7 +325,8 @@ class _Scan:
 
     def _add_counterparty(self, address: str, *, outgoing: bool) -> None:
         # Pseudo-senders such as "GENESIS" are not addresses and are not counted.
-        if not _ADDRESS.fullmatch(address) or address == self.wallet:
+        known = address in self.counterparties
+        if not known and (not _ADDRESS.fullmatch(address) or address == self.wallet):
             return
 
         self.counterparties.add(address)
@@ -397,8 +398,9 @@ class _Scan:
 
 def _recent_counts(timestamps: list[int], as_of_s: int) -> dict[str, int]:
     """Count timestamps within each window (as_of - days, as_of]."""
+    ordered = sorted(timestamps)
     return {
-        f"activity_last_{days}d": sum(1 for timestamp in timestamps if as_of_s - timestamp < days * SECONDS_PER_DAY)
+        f"activity_last_{days}d": len(ordered) - bisect_right(ordered, as_of_s - days * SECONDS_PER_DAY)
         for days in RECENT_WINDOWS_DAYS
     }
 
@@ -429,13 +431,15 @@ def _transaction_key(row: Row) -> tuple | None:
     return (tx_hash.lower(),) if isinstance(tx_hash, str) and tx_hash else None
 
 
+_TRANSFER_KEY_FIELDS = ("hash", "logIndex", "traceId", "contractAddress", "from", "to", "value", "tokenID")
+
+
 def _transfer_key(row: Row) -> tuple | None:
     # One transaction can hold several internal or token transfers, so the
     # hash alone is not enough to call two rows duplicates.
     if _transaction_key(row) is None:
         return None
-    fields = ("hash", "logIndex", "traceId", "contractAddress", "from", "to", "value", "tokenID")
-    return tuple(str(row.get(name, "")).lower() for name in fields)
+    return tuple(str(value).lower() for value in map(row.get, _TRANSFER_KEY_FIELDS))
 
 
 def _address(row: Row, key: str) -> str:
