@@ -1,10 +1,10 @@
 """Deploy the oracle to a Marlin Oyster CVM and register the enclave on Sui.
 
-deploy.sh runs this module. The steps, in order: preflight checks, an optional
-image build and push, `oyster-cvm deploy`, a wait for the oracle's /health, a
-bounded wait for its local Ollama, verification of the enclave's attestation
-document and of the oracle's key binding, and finally the two Sui transactions
-that store the PCRs and register the enclave. Every step that fails raises
+deploy.sh runs this module. It runs preflight checks, an optional image build
+and push, and `oyster-cvm deploy`. Then it waits for the oracle's /health and,
+for a bounded time, for its local Ollama. It verifies the enclave's attestation
+document and the oracle's key binding, and finally sends the two Sui
+transactions that store the PCRs and register the enclave. Every step that fails raises
 DeployError with the command that resumes from there. The results, never a
 secret, go to deployment.env.
 """
@@ -50,7 +50,7 @@ _SUI_DIGEST_PATTERN = re.compile(r"Transaction Digest:\s*([1-9A-HJ-NP-Za-km-z]{3
 
 @dataclass(frozen=True)
 class Enclave:
-    """A deployed Oyster job and the address its enclave answers on."""
+    """A deployed Oyster job and the IP address of its enclave."""
 
     job_id: str
     ip: str
@@ -183,6 +183,9 @@ def _docker_hub_name(repository: str) -> str:
 
 
 def oyster_deploy_command(args: argparse.Namespace, key_file: Path) -> list[str]:
+    # NOTE: flags follow the oyster-cvm v5 README in marlinprotocol/oyster-monorepo.
+    # That README lists --arch only for `simulate`; it is passed here because
+    # Oyster's deploy also selects the enclave image by architecture.
     command = [
         "oyster-cvm", "deploy",
         "--wallet-private-key-file", str(key_file),
@@ -268,7 +271,7 @@ def wait_for_health(client: httpx.Client, url: str, attempts: int, interval_s: f
             time.sleep(interval_s)
 
     raise DeployError(
-        f"{url} did not return a healthy JSON answer after {attempts} attempts: check the enclave "
+        f"{url} did not return 200 with a JSON object after {attempts} attempts: check the enclave "
         "with `oyster-cvm logs --ip IP`, then resume with --skip-deploy --job-id ID --ip IP"
     )
 
