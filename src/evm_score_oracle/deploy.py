@@ -334,7 +334,7 @@ def verify_enclave(
     public_key = _fetch_public_key(client, f"{oracle_url}/public-key")
     try:
         attestation.check_key_binding(facts, public_key)
-    except AttestationError as error:
+    except (AttestationError, InvalidInputError) as error:
         raise DeployError(f"key binding check failed: {error}. Nothing was registered on Sui") from error
 
     progress(f"attestation verified: image id {facts.image_id}, oracle key {public_key}")
