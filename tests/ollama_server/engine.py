@@ -69,6 +69,9 @@ class Engine:
 
         with self._lock:
             started = time.monotonic_ns()
+            # Forget the previous request's cache, so one seed gives one output
+            # as it does in Ollama.
+            self._llama.reset()
             if raw:
                 result = self._llama.create_completion(prompt=prompt, grammar=grammar, **sampling)
                 text = result["choices"][0]["text"]
