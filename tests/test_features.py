@@ -291,6 +291,48 @@ def test_duplicate_rows_counted_once() -> None:
     assert features.total_value_in_wei == 10**18
 
 
+def test_transfers_sharing_hash_counted_apart() -> None:
+    # Two calls in one transaction: same hash, different trace ids.
+    first = make_tx(traceId="0", value="1")
+    second = make_tx(traceId="1", value="2")
+    history = WalletHistory(
+        address=WALLET, chain_id="1", sources=ALL_ROW_SOURCES,
+        internal_transactions=(first, second, dict(second), first),
+    )
+    features = extract_features(history, AS_OF_MS)
+
+    assert features.internal_tx_count == 2
+    assert features.total_value_in_wei == 3
+    assert features.activity_count == 1
+
+
+def test_duplicate_after_bad_timestamp_dropped() -> None:
+    # The first copy decides. It is skipped, and the later good copy still counts as its duplicate.
+    bad = make_tx(timeStamp="soon")
+    features = extract_features(history_of(bad, make_tx()), AS_OF_MS)
+
+    assert features.skipped_rows == 1
+    assert features.tx_count == 0
+
+
+def test_counterparties_across_row_kinds() -> None:
+    history = WalletHistory(
+        address=WALLET, chain_id="1", sources=ALL_ROW_SOURCES,
+        transactions=(make_tx(**{"from": "GENESIS"}),),
+        internal_transactions=(make_tx(**{"from": WALLET, "to": OTHER.upper().replace("0X", "0x")}),),
+        token_transfers=(
+            make_tx(**{"from": THIRD}, contractAddress=OTHER),
+            make_tx(hash="0x" + "55" * 32, **{"from": WALLET, "to": WALLET}, contractAddress=THIRD),
+        ),
+    )
+    features = extract_features(history, AS_OF_MS)
+
+    assert features.unique_counterparties == 2
+    assert features.outgoing_counterparties == 1
+    assert features.distinct_tokens == 2
+    assert features.distinct_tokens_sent == 1
+
+
 def test_selector_read_from_input() -> None:
     # Blockscout style: no functionName and methodId "0x" on a real call.
     call = make_tx(**{"from": WALLET, "to": OTHER}, input="0xa9059cbb" + "00" * 64, methodId="0x", functionName="")

@@ -2,8 +2,8 @@
 
 ``extract_features`` is a pure function of the rows dated at or before
 ``as_of`` and of the balance, so the same history always gives the same
-features. It makes one pass over each row kind, so its cost is linear in the
-number of rows.
+features. Its cost is linear in the number of rows: each row kind takes one
+pass to drop duplicates and undated rows and one pass to count.
 
 Parsing rules, applied to every row kind:
 
@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from .explorer import Row, WalletHistory
 from .protocols import protocol_at
@@ -39,6 +38,10 @@ RECENT_WINDOWS_DAYS = (1, 7, 30, 90)
 # Per-transaction cap for the capped volume: one large transfer cannot
 # dominate the value that a wallet has moved over its lifetime.
 VOLUME_CAP_PER_TX_WEI = WEI_PER_ETH
+
+# Short name for the hot loops, which spell out min() because the builtin call
+# costs several times the comparison.
+_CAP = VOLUME_CAP_PER_TX_WEI
 
 _ADDRESS = re.compile(r"0x[0-9a-f]{40}")
 _SELECTOR_CHARS = 10  # "0x" + 4 bytes
@@ -191,196 +194,270 @@ def extract_features(history: WalletHistory, as_of_ms: int) -> Features:
     ``as_of_ms`` is the request's timestamp in Unix milliseconds. Rows dated
     later are ignored, so the result depends only on data up to ``as_of``.
     """
-    scan = _Scan(history.address.lower(), as_of_ms // 1000, history.chain_id)
+    scan = _Scan(history.address.lower(), as_of_ms // 1000)
 
-    scan.transactions(_unique(history.transactions, _transaction_key))
-    scan.internal_transactions(_unique(history.internal_transactions, _transfer_key))
-    scan.token_transfers(_unique(history.token_transfers, _transfer_key))
+    scan.transactions(scan.dated(history.transactions, _TransactionDuplicates()))
+    scan.internal_transactions(scan.dated(history.internal_transactions, _TransferDuplicates()))
+    scan.token_transfers(scan.dated(history.token_transfers, _TransferDuplicates()))
 
-    return scan.features(history.balance_wei, history.truncated)
+    return scan.features(history.chain_id, history.balance_wei, history.truncated)
 
 
 class _Scan:
-    """Running counts over the rows of one wallet, filled in one pass per row kind."""
+    """Running counts over the rows of one wallet, filled one row kind at a time.
 
-    def __init__(self, wallet: str, as_of_s: int, chain_id: str) -> None:
+    Wallets can have tens of thousands of rows, so the per-row loops keep
+    their counts in local variables. Checks that depend only on an address
+    (is it a counterparty, is it a known protocol) wait for ``features``,
+    which runs each once per distinct address.
+    """
+
+    def __init__(self, wallet: str, as_of_s: int) -> None:
         self.wallet = wallet
         self.as_of_s = as_of_s
-        self.chain_id = chain_id
 
-        # Keys are Features field names; fields never counted keep their default 0.
-        self.counts: Counter[str] = Counter()
-        self.amounts: Counter[str] = Counter()
+        # Keys are Features field names, so the dict is passed to Features as it is.
+        self.counts: dict[str, int] = dict.fromkeys(_COUNT_FIELDS, 0)
         self.timestamps: list[int] = []
         self.activity: dict[str, int] = {}
         self.unhashed_activity: list[int] = []
-        self.counterparties: set[str] = set()
-        self.outgoing_counterparties: set[str] = set()
+
+        # Candidates may include non-addresses such as "GENESIS" and the
+        # wallet itself, which ``features`` drops.
+        self.counterparty_candidates: set[str] = set()
+        self.outgoing_candidates: set[str] = set()
+
         self.contracts: set[str] = set()
+        self.successful_calls: set[str] = set()
         self.selectors: set[str] = set()
-        self.protocols: set[str] = set()
         self.tokens: set[str] = set()
         self.tokens_sent: set[str] = set()
 
+    # Rows
+
+    def dated(self, rows: Iterable[Row], duplicates: _Duplicates) -> list[Row]:
+        """Return the rows dated at or before ``as_of``, without duplicates, and record their activity.
+
+        Duplicates are dropped before the timestamp is read, so of two copies
+        the first one decides, even when its timestamp is bad.
+        """
+        as_of_s = self.as_of_s
+        is_repeat = duplicates.is_repeat
+        record_time = self.timestamps.append
+        record_hashed = self.activity.setdefault
+        record_unhashed = self.unhashed_activity.append
+        kept: list[Row] = []
+        skipped = 0
+
+        for row in rows:
+            if not isinstance(row, dict):
+                skipped += 1
+                continue
+
+            tx_hash = row.get("hash")
+            hashed = isinstance(tx_hash, str) and tx_hash != ""
+            if hashed:
+                tx_hash = tx_hash.lower()
+                if is_repeat(row, tx_hash):
+                    continue
+
+            timestamp = parse_uint(row.get("timeStamp"))
+            if timestamp is None:
+                skipped += 1
+                continue
+            if timestamp > as_of_s:
+                continue
+
+            record_time(timestamp)
+            if hashed:
+                # Keep the first sighting, because all rows of one transaction share a timestamp.
+                record_hashed(tx_hash, timestamp)
+            else:
+                record_unhashed(timestamp)
+            kept.append(row)
+
+        self.counts["skipped_rows"] += skipped
+        return kept
+
     # Row kinds
 
-    def transactions(self, rows: Iterable[Row]) -> None:
-        for row, timestamp in self._dated(rows):
-            sender, recipient = _address(row, "from"), _address(row, "to")
-            failed = _failed(row)
-            value = parse_uint(row.get("value")) or 0
+    def transactions(self, rows: list[Row]) -> None:
+        """Count normal transactions and pass those sent by the wallet to ``_sent_transactions``."""
+        wallet = self.wallet
+        add_candidate = self.counterparty_candidates.add
+        sent: list[tuple[Row, int, bool]] = []
+        successful = incoming = max_value = value_in = capped_in = 0
 
-            self.counts["tx_count"] += 1
+        for row in rows:
+            get = row.get
+            failed = get("isError") == "1" or get("txreceipt_status") == "0"
+            # A failed transaction moves no value, so its value is never read.
+            value = 0 if failed else _uint_or_zero(get("value"))
             if not failed:
-                self.counts["successful_tx_count"] += 1
+                successful += 1
+                if value > max_value:
+                    max_value = value
 
-            if sender == self.wallet:
-                self._outgoing_transaction(row, recipient, value, failed)
-            elif recipient == self.wallet:
-                self._incoming_transfer(sender, value, failed)
-                self.counts["incoming_count"] += 1
+            sender = _lower(get("from"))
+            if sender == wallet:
+                sent.append((row, value, failed))
+                continue
 
-            if not failed:
-                self.amounts["max_tx_value_wei"] = max(self.amounts["max_tx_value_wei"], value)
+            if _lower(get("to")) == wallet:
+                incoming += 1
+                add_candidate(sender)
+                value_in += value
+                capped_in += value if value < _CAP else _CAP
 
-    def internal_transactions(self, rows: Iterable[Row]) -> None:
-        for row, _timestamp in self._dated(rows):
-            sender, recipient = _address(row, "from"), _address(row, "to")
-            failed = _failed(row)
-            value = parse_uint(row.get("value")) or 0
+        counts = self.counts
+        counts["tx_count"] += len(rows)
+        counts["successful_tx_count"] += successful
+        counts["max_tx_value_wei"] = max(counts["max_tx_value_wei"], max_value)
+        counts["incoming_count"] += incoming
+        counts["total_value_in_wei"] += value_in
+        counts["capped_volume_wei"] += capped_in
+        self._sent_transactions(sent)
 
-            self.counts["internal_tx_count"] += 1
-            if sender == self.wallet and recipient != self.wallet:
-                self._outgoing_transfer(recipient, value, failed)
-            elif recipient == self.wallet and sender != self.wallet:
-                self._incoming_transfer(sender, value, failed)
+    def _sent_transactions(self, sent: list[tuple[Row, int, bool]]) -> None:
+        """Count transactions from the wallet, given as (row, value, failed) with value 0 when failed."""
+        wallet = self.wallet
+        add_candidate, add_outgoing = self.counterparty_candidates.add, self.outgoing_candidates.add
+        gas = failures = self_transfers = creations = value_out = capped_out = 0
 
-    def token_transfers(self, rows: Iterable[Row]) -> None:
-        for row, _timestamp in self._dated(rows):
-            sender, recipient = _address(row, "from"), _address(row, "to")
-            token = _address(row, "contractAddress")
+        for row, value, failed in sent:
+            get = row.get
+            gas += _uint_or_zero(get("gasUsed")) * _uint_or_zero(get("gasPrice"))
+            if failed:
+                failures += 1
 
-            self.counts["token_transfer_count"] += 1
-            if token:
-                self.tokens.add(token)
+            recipient = _lower(get("to"))
+            if recipient == wallet:
+                self_transfers += 1
+                continue
+            if not recipient:
+                # Contract creation: "to" is empty and the new contract is in contractAddress.
+                creations += 1
+                created = _lower(get("contractAddress"))
+                add_candidate(created)
+                add_outgoing(created)
+                continue
 
-            if sender == self.wallet:
-                self._add_counterparty(recipient, outgoing=True)
-                if token:
-                    self.tokens_sent.add(token)
-            elif recipient == self.wallet:
-                self._add_counterparty(sender, outgoing=False)
+            add_candidate(recipient)
+            add_outgoing(recipient)
+            value_out += value
+            capped_out += value if value < _CAP else _CAP
+            call_data = get("input")
+            if isinstance(call_data, str) and call_data not in ("", "0x"):
+                self._record_call(call_data, recipient, failed)
 
-    # Directions
+        counts = self.counts
+        counts["outgoing_count"] += len(sent)
+        counts["gas_spent_wei"] += gas
+        counts["failed_count"] += failures
+        counts["self_transfer_count"] += self_transfers
+        counts["contract_creation_count"] += creations
+        counts["total_value_out_wei"] += value_out
+        counts["capped_volume_wei"] += capped_out
 
-    def _outgoing_transaction(self, row: Row, recipient: str, value: int, failed: bool) -> None:
-        self.counts["outgoing_count"] += 1
-        self.amounts["gas_spent_wei"] += _gas_fee(row)
-        if failed:
-            self.counts["failed_count"] += 1
-
-        if recipient == self.wallet:
-            self.counts["self_transfer_count"] += 1
-            return
-
-        if not recipient:
-            # Contract creation: "to" is empty and the new contract is in contractAddress.
-            self.counts["contract_creation_count"] += 1
-            self._add_counterparty(_address(row, "contractAddress"), outgoing=True)
-            return
-
-        self._outgoing_transfer(recipient, value, failed)
-        self._outgoing_call(row, recipient, failed)
-
-    def _outgoing_call(self, row: Row, recipient: str, failed: bool) -> None:
-        call_data = row.get("input")
-        if not isinstance(call_data, str) or call_data in ("", "0x"):
-            return
+    def _record_call(self, call_data: str, contract: str, failed: bool) -> None:
+        self.contracts.add(contract)
 
         # Blockscout may leave methodId as "0x" for real calls, so the selector
         # comes from the call data itself.
-        self.contracts.add(recipient)
         if len(call_data) >= _SELECTOR_CHARS:
             self.selectors.add(call_data[:_SELECTOR_CHARS].lower())
 
-        protocol = protocol_at(recipient, self.chain_id)
-        if protocol is not None and not failed:
-            self.protocols.add(protocol)
+        if not failed:
+            self.successful_calls.add(contract)
 
-    def _outgoing_transfer(self, recipient: str, value: int, failed: bool) -> None:
-        self._add_counterparty(recipient, outgoing=True)
-        if failed:
-            return
+    def internal_transactions(self, rows: list[Row]) -> None:
+        wallet = self.wallet
+        add_candidate, add_outgoing = self.counterparty_candidates.add, self.outgoing_candidates.add
+        value_in = value_out = capped = 0
 
-        self.amounts["total_value_out_wei"] += value
-        self.amounts["capped_volume_wei"] += min(value, VOLUME_CAP_PER_TX_WEI)
-
-    def _incoming_transfer(self, sender: str, value: int, failed: bool) -> None:
-        self._add_counterparty(sender, outgoing=False)
-        if failed:
-            return
-
-        self.amounts["total_value_in_wei"] += value
-        self.amounts["capped_volume_wei"] += min(value, VOLUME_CAP_PER_TX_WEI)
-
-    def _add_counterparty(self, address: str, *, outgoing: bool) -> None:
-        # Pseudo-senders such as "GENESIS" are not addresses and are not counted.
-        known = address in self.counterparties
-        if not known and (not _ADDRESS.fullmatch(address) or address == self.wallet):
-            return
-
-        self.counterparties.add(address)
-        if outgoing:
-            self.outgoing_counterparties.add(address)
-
-    # Time
-
-    def _dated(self, rows: Iterable[Row]) -> Iterator[tuple[Row, int]]:
-        """Yield rows dated at or before ``as_of`` and record their activity."""
         for row in rows:
-            timestamp = parse_uint(row.get("timeStamp")) if isinstance(row, dict) else None
-            if timestamp is None:
-                self.counts["skipped_rows"] += 1
-                continue
-            if timestamp > self.as_of_s:
+            get = row.get
+            sender, recipient = _lower(get("from")), _lower(get("to"))
+            if sender == wallet and recipient != wallet:
+                outgoing = True
+                add_candidate(recipient)
+                add_outgoing(recipient)
+            elif recipient == wallet and sender != wallet:
+                outgoing = False
+                add_candidate(sender)
+            else:
                 continue
 
-            self._record_activity(row, timestamp)
-            yield row, timestamp
+            if get("isError") == "1" or get("txreceipt_status") == "0":
+                continue
 
-    def _record_activity(self, row: Row, timestamp: int) -> None:
-        self.timestamps.append(timestamp)
-        tx_hash = row.get("hash")
-        if isinstance(tx_hash, str) and tx_hash:
-            # Keep the earliest sighting; all rows of one transaction share a timestamp.
-            self.activity.setdefault(tx_hash.lower(), timestamp)
-        else:
-            self.unhashed_activity.append(timestamp)
+            value = _uint_or_zero(get("value"))
+            capped += value if value < _CAP else _CAP
+            if outgoing:
+                value_out += value
+            else:
+                value_in += value
+
+        counts = self.counts
+        counts["internal_tx_count"] += len(rows)
+        counts["total_value_in_wei"] += value_in
+        counts["total_value_out_wei"] += value_out
+        counts["capped_volume_wei"] += capped
+
+    def token_transfers(self, rows: list[Row]) -> None:
+        wallet = self.wallet
+        add_candidate, add_outgoing = self.counterparty_candidates.add, self.outgoing_candidates.add
+        add_token, add_token_sent = self.tokens.add, self.tokens_sent.add
+
+        for row in rows:
+            get = row.get
+            sender, recipient = _lower(get("from")), _lower(get("to"))
+            token = _lower(get("contractAddress"))
+
+            add_token(token)
+            if sender == wallet:
+                add_candidate(recipient)
+                add_outgoing(recipient)
+                add_token_sent(token)
+            elif recipient == wallet:
+                add_candidate(sender)
+
+        # A row without a token contract added "", which names no token.
+        self.tokens.discard("")
+        self.tokens_sent.discard("")
+        self.counts["token_transfer_count"] += len(rows)
 
     # Result
 
-    def features(self, balance_wei: int | None, truncated: tuple[str, ...]) -> Features:
-        outgoing = self.counts["outgoing_count"]
-        failed_permille = self.counts["failed_count"] * 1000 // outgoing if outgoing else 0
+    def features(self, chain_id: str, balance_wei: int | None, truncated: tuple[str, ...]) -> Features:
+        counts = self.counts
+        outgoing = counts["outgoing_count"]
+        failed_permille = counts["failed_count"] * 1000 // outgoing if outgoing else 0
         activity_times = [*self.activity.values(), *self.unhashed_activity]
 
+        counterparties = {address for address in self.counterparty_candidates if self._is_counterparty(address)}
+        protocols = {protocol_at(address, chain_id) for address in self.successful_calls} - {None}
+
         return Features(
-            **self.counts,
-            **self.amounts,
+            **counts,
             failed_permille=failed_permille,
             **self._time_features(),
             activity_count=len(activity_times),
             **_recent_counts(activity_times, self.as_of_s),
-            unique_counterparties=len(self.counterparties),
-            outgoing_counterparties=len(self.outgoing_counterparties),
+            unique_counterparties=len(counterparties),
+            outgoing_counterparties=len(self.outgoing_candidates & counterparties),
             contracts_called=len(self.contracts),
             distinct_selectors=len(self.selectors),
-            known_protocols=tuple(sorted(self.protocols)),
+            known_protocols=tuple(sorted(protocols)),
             distinct_tokens=len(self.tokens),
             distinct_tokens_sent=len(self.tokens_sent),
             balance_wei=balance_wei,
             truncated_sources=tuple(truncated),
         )
+
+    def _is_counterparty(self, address: str) -> bool:
+        # Pseudo-senders such as "GENESIS" are not addresses and are not counted.
+        return address != self.wallet and _ADDRESS.fullmatch(address) is not None
 
     def _time_features(self) -> dict[str, Any]:
         if not self.timestamps:
@@ -394,6 +471,14 @@ class _Scan:
             "days_since_last_activity": (self.as_of_s - last) // SECONDS_PER_DAY,
             "active_months": _count_months(self.timestamps),
         }
+
+
+# Features fields that the scan adds up row by row.
+_COUNT_FIELDS = (
+    "tx_count", "outgoing_count", "incoming_count", "self_transfer_count", "contract_creation_count",
+    "failed_count", "successful_tx_count", "token_transfer_count", "internal_tx_count", "skipped_rows",
+    "total_value_in_wei", "total_value_out_wei", "max_tx_value_wei", "capped_volume_wei", "gas_spent_wei",
+)
 
 
 def _recent_counts(timestamps: list[int], as_of_s: int) -> dict[str, int]:
@@ -415,41 +500,78 @@ def _count_months(timestamps: list[int]) -> int:
     return len(months)
 
 
-def _unique(rows: Iterable[Row], key_of: Callable[[Row], tuple | None]) -> Iterator[Row]:
-    seen: set[tuple] = set()
-    for row in rows:
-        key = key_of(row) if isinstance(row, dict) else None
-        if key is not None:
-            if key in seen:
-                continue
-            seen.add(key)
-        yield row
+# Duplicates
 
 
-def _transaction_key(row: Row) -> tuple | None:
-    tx_hash = row.get("hash")
-    return (tx_hash.lower(),) if isinstance(tx_hash, str) and tx_hash else None
+class _Duplicates(Protocol):
+    def is_repeat(self, row: Row, tx_hash: str) -> bool:
+        """Tell whether ``row``, whose lower-case hash is ``tx_hash``, repeats an earlier row."""
+
+
+class _TransactionDuplicates:
+    """Normal transactions: two rows with the same hash are the same transaction."""
+
+    def __init__(self) -> None:
+        self.hashes: set[str] = set()
+
+    def is_repeat(self, row: Row, tx_hash: str) -> bool:
+        if tx_hash in self.hashes:
+            return True
+
+        self.hashes.add(tx_hash)
+        return False
+
+
+class _TransferDuplicates:
+    """Internal and token transfers: two rows are the same transfer when all key fields match.
+
+    One transaction can hold several transfers, so the hash alone is not
+    enough. Most hashes occur once per row kind, so the full key of a row is
+    built only when a second row with its hash arrives.
+    """
+
+    def __init__(self) -> None:
+        # The first row of each hash, or None once its key is in ``keys``.
+        self.first_rows: dict[str, Row | None] = {}
+        self.keys: set[tuple[str, ...]] = set()
+
+    def is_repeat(self, row: Row, tx_hash: str) -> bool:
+        if tx_hash not in self.first_rows:
+            self.first_rows[tx_hash] = row
+            return False
+
+        first = self.first_rows[tx_hash]
+        if first is not None:
+            self.keys.add(_transfer_key(first))
+            self.first_rows[tx_hash] = None
+
+        key = _transfer_key(row)
+        if key in self.keys:
+            return True
+
+        self.keys.add(key)
+        return False
 
 
 _TRANSFER_KEY_FIELDS = ("hash", "logIndex", "traceId", "contractAddress", "from", "to", "value", "tokenID")
 
 
-def _transfer_key(row: Row) -> tuple | None:
-    # One transaction can hold several internal or token transfers, so the
-    # hash alone is not enough to call two rows duplicates.
-    if _transaction_key(row) is None:
-        return None
-    return tuple(str(value).lower() for value in map(row.get, _TRANSFER_KEY_FIELDS))
+def _transfer_key(row: Row) -> tuple[str, ...]:
+    # Every field goes through str() and lower(), so a missing field (None)
+    # and the text "None" give the same key part.
+    return tuple(map(str.lower, map(str, map(row.get, _TRANSFER_KEY_FIELDS))))
 
 
-def _address(row: Row, key: str) -> str:
-    value = row.get(key)
+# Parsing
+
+
+def _lower(value: object) -> str:
     return value.lower() if isinstance(value, str) else ""
 
 
-def _failed(row: Row) -> bool:
-    return row.get("isError") == "1" or row.get("txreceipt_status") == "0"
-
-
-def _gas_fee(row: Row) -> int:
-    return (parse_uint(row.get("gasUsed")) or 0) * (parse_uint(row.get("gasPrice")) or 0)
+def _uint_or_zero(value: object) -> int:
+    # Same result as ``parse_uint(value) or 0``. Digit strings, the common
+    # case, skip the second call because this runs several times per row.
+    if type(value) is str and value.isdigit() and value.isascii():
+        return int(value)
+    return parse_uint(value) or 0
