@@ -256,10 +256,12 @@ def test_prompt_facts_reject_string_protocols() -> None:
 
 
 def test_prompt_exact_text() -> None:
-    prompt = build_prompt({"tx_count": "3", "known_protocols": "none"}, {name: 100 for name in DIMENSIONS})
+    facts = {"tx_count": "3", "failed_count": "0", "known_protocols": "none"}
+
+    prompt = build_prompt(facts, {name: 100 for name in DIMENSIONS})
 
     assert prompt == (
-        "Assess the trustworthiness of an Ethereum wallet from these facts.\n"
+        "Assess the trustworthiness of an Ethereum wallet from these facts (facts not listed are 0).\n"
         "known_protocols=none\n"
         "tx_count=3\n"
         "Rule-based assessment, 0-100 each: activity=50 maturity=50 diversity=50 risk=50 value=50\n"

@@ -131,11 +131,12 @@ def build_prompt(facts: Mapping[str, str], rubric_dimensions: Mapping[str, int])
     left out on purpose: it tells the model nothing, and leaving it out means
     the same facts give the same prompt for any wallet.
     """
-    fact_lines = "\n".join(f"{name}={value}" for name, value in sorted(facts.items()))
+    # Zero counts are left out to save tokens; the prompt says so.
+    fact_lines = "\n".join(f"{name}={value}" for name, value in sorted(facts.items()) if value not in ("0", "false"))
     rubric_line = " ".join(f"{name}={rubric_percent(rubric_dimensions, name)}" for name in DIMENSIONS)
 
     return (
-        "Assess the trustworthiness of an Ethereum wallet from these facts.\n"
+        "Assess the trustworthiness of an Ethereum wallet from these facts (facts not listed are 0).\n"
         f"{fact_lines}\n"
         f"Rule-based assessment, 0-100 each: {rubric_line}\n"
         "Return JSON with an integer 0-100 for each of activity, maturity, diversity, "
