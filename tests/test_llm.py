@@ -367,13 +367,15 @@ async def test_model_not_pulled_falls_back(start_ollama_server) -> None:
 @pytest.mark.model
 async def test_assess_real_model_request_and_result(ollama_server, caplog: pytest.LogCaptureFixture) -> None:
     features, rubric = retail_inputs()
-    settings = settings_for(ollama_server.url)
+    # One grammar-constrained call of the small model takes 2 to 60 s on 2 idle
+    # cores and longer under load, so give it room: this test checks shapes, not speed.
+    settings = settings_for(ollama_server.url, ollama_timeout_s=180)
     assessor = OllamaAssessor(settings)
     before = len(ollama_server.generate_requests())
 
     with caplog.at_level(logging.INFO, logger="evm_score_oracle.llm"):
         try:
-            outcome = await assessor.assess(address=ADDRESS, features=features, rubric=rubric, deadline_s=120)
+            outcome = await assessor.assess(address=ADDRESS, features=features, rubric=rubric, deadline_s=600)
         except ModelError as error:
             outcome = error
     await assessor.aclose()
@@ -395,7 +397,10 @@ async def test_assess_real_model_request_and_result(ollama_server, caplog: pytes
     ]
     assert caplog.text.count("ollama generate attempt") == len(requests)
 
-    if isinstance(outcome, ModelError):
+    if isinstance(outcome, ModelError) and outcome.reason == "timeout":
+        # A timeout is final, so it ends the attempts early.
+        assert len(requests) <= 1 + settings.ollama_retries
+    elif isinstance(outcome, ModelError):
         assert outcome.reason in MODEL_REASONS
         assert len(requests) == 1 + settings.ollama_retries
     else:
