@@ -9,65 +9,29 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from support.processes import Process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 60.0
 MODEL_NAME = "llama3.2:1b"
 _LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
-class OllamaServer:
+class OllamaServer(Process):
     """One ``python -m tests.ollama_server`` process on a free 127.0.0.1 port."""
 
     def __init__(self, *args: str, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "tests.ollama_server", "--port", "0", *args],
-            cwd=REPO_ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = self._wait_for_url()
+        command = [sys.executable, "-m", "tests.ollama_server", "--port", "0", *args]
+        super().__init__(command, log_path, cwd=REPO_ROOT)
+        self.url = self.wait_for_output(_LISTENING.pattern).group(1)
 
     def generate_requests(self) -> list[dict]:
         """Return the bodies of every ``/api/generate`` request received so far."""
         return httpx.get(f"{self.url}/_test/requests", timeout=10).json()["generate"]
-
-    def kill(self) -> None:
-        """End the server at once, as a crash would."""
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(timeout=15)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
-
-    def _wait_for_url(self) -> str:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            self._log.flush()
-            match = _LISTENING.search(self.log_path.read_text())
-            if match:
-                return match.group(1)
-            if self.popen.poll() is not None:
-                raise AssertionError(f"test Ollama server exited with {self.popen.returncode}:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"test Ollama server did not print its URL within {START_TIMEOUT_S:g} s")
 
 
 def require_model_packages() -> None:

@@ -43,14 +43,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = N
 
 
 class Process:
-    """A background CLI process whose combined output goes to a log file."""
+    """A background process whose combined output goes to a log file."""
 
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, command: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.popen = subprocess.Popen(
-            [*oracle_command(), *args],
+            command,
             env={**os.environ, **(env or {})},
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
@@ -60,14 +63,19 @@ class Process:
             self._log.flush()
         return self.log_path.read_text()
 
+    def kill(self) -> None:
+        """End the process at once, as a crash would."""
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(timeout=15)
+
     def stop(self) -> None:
         if self.popen.poll() is None:
             self.popen.terminate()
             try:
                 self.popen.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=15)
+                self.kill()
         self._log.close()
 
     def wait_for_output(self, pattern: str) -> re.Match[str]:
@@ -85,7 +93,8 @@ class Process:
 
 def start_replay(tmp_path: Path, directory: Path = WALLETS_DIR) -> tuple[Process, str]:
     """Start ``replay-explorer`` on a free port; return it and its base URL."""
-    process = Process(["replay-explorer", str(directory), "--port", "0"], tmp_path / f"replay-{time.monotonic_ns()}.log")
+    command = [*oracle_command(), "replay-explorer", str(directory), "--port", "0"]
+    process = Process(command, tmp_path / f"replay-{time.monotonic_ns()}.log")
     match = process.wait_for_output(r"listening on (http://127\.0\.0\.1:\d+)")
     return process, match.group(1)
 
@@ -103,7 +112,7 @@ class Oracle(Process):
             "OLLAMA_WARM_UP": "false",
             **env,
         }
-        super().__init__(["serve"], tmp_path / f"oracle-{self.port}.log", settings)
+        super().__init__([*oracle_command(), "serve"], tmp_path / f"oracle-{self.port}.log", settings)
 
     def wait_until_up(self) -> Oracle:
         deadline = time.monotonic() + START_TIMEOUT_S
