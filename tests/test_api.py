@@ -232,6 +232,51 @@ def test_score_rejects_malformed_request(oracles, request_kwargs, status):
     assert "Traceback" not in response.text
 
 
+def test_score_rejects_repeated_address(oracles):
+    url = oracles["v2_txlist"].url + "/score?address=zz&address=0x95222290dd7278aa3ddd389cc1e1d165cc4bafe5"
+
+    response = httpx.get(url, timeout=30)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "ambiguous_request"
+    assert "2 times" in response.json()["detail"]
+
+
+def test_score_rejects_address_in_query_and_body(oracles):
+    url = oracles["v2_txlist"].url + "/score?address=zz"
+
+    response = httpx.post(url, json={"address": "0x95222290dd7278aa3ddd389cc1e1d165cc4bafe5"}, timeout=30)
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "ambiguous_request"
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe{}", b"[" * 100_000, b'{"address": ' + b"9" * 5000 + b"}"])
+def test_score_undecodable_body_is_malformed(oracles, content):
+    response = httpx.post(
+        oracles["v2_txlist"].url + "/score", content=content, headers={"content-type": "application/json"}, timeout=30
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"] == "malformed_request"
+
+
+def test_score_form_body_names_content_type(oracles):
+    response = httpx.post(
+        oracles["v2_txlist"].url + "/score", data={"address": "0x95222290dd7278aa3ddd389cc1e1d165cc4bafe5"}, timeout=30
+    )
+
+    assert response.status_code == 422
+    assert "content-type application/json" in response.json()["detail"]
+    assert "application/x-www-form-urlencoded" in response.json()["detail"]
+
+
+def test_docs_pages_not_served(oracles):
+    # Their HTML loads scripts from a public CDN.
+    assert httpx.get(oracles["v2_txlist"].url + "/docs", timeout=10).status_code == 404
+    assert httpx.get(oracles["v2_txlist"].url + "/redoc", timeout=10).status_code == 404
+
+
 # Upstream failures: nothing is signed
 
 
@@ -345,6 +390,7 @@ def test_bad_key_file_stops_start(workdir):
 
     assert code == 2
     assert "short.sec must hold exactly 32 raw bytes, got 31" in log
+    assert "oracle ready" not in log
     assert "Traceback" not in log
     assert ("07" * 31) not in log
 
@@ -354,3 +400,31 @@ def test_openapi_lists_routes(oracles):
 
     assert {"/health", "/public-key", "/score"} <= set(schema["paths"])
     assert set(schema["paths"]["/score"]) == {"get", "post"}
+
+
+def test_port_in_use_stops_start(workdir, key_file):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        oracle = Oracle(workdir, key_file, {"ORACLE_PORT": str(port)})
+        code = oracle.popen.wait(timeout=60)
+        log = oracle.log_text()
+        oracle.stop()
+
+    assert code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in log
+    assert "ORACLE_PORT" in log
+    assert "oracle ready" not in log
+
+
+@pytest.mark.parametrize("host", ["not..a..host", ""])
+def test_bad_host_stops_start(workdir, key_file, host):
+    oracle = Oracle(workdir, key_file, {"ORACLE_HOST": host})
+    code = oracle.popen.wait(timeout=60)
+    log = oracle.log_text()
+    oracle.stop()
+
+    assert code == 2
+    assert "ORACLE_HOST" in log
+    assert "Traceback" not in log

@@ -113,6 +113,9 @@ def test_score_reports_upstream_failure(key_file):
         ({"EXPLORER_CHAIN_ID": "mainnet"}, "EXPLORER_CHAIN_ID: invalid chain id 'mainnet'"),
         ({"ORACLE_PORT": "70000"}, "ORACLE_PORT"),
         ({"SCORE_LLM_BAND": "-5"}, "SCORE_LLM_BAND"),
+        ({"EXPLORER_CHAIN_ID": "\u00b2"}, "EXPLORER_CHAIN_ID: invalid chain id"),
+        ({"OLLAMA_MODEL": ""}, "OLLAMA_MODEL"),
+        ({"EXPLORER_TIMEOUT_S": "abc"}, "EXPLORER_TIMEOUT_S: Input should be a valid number, unable to parse string as a number, got 'abc'"),
     ],
 )
 def test_score_rejects_bad_setting(key_file, env, message):
@@ -200,6 +203,24 @@ def test_verify_unusable_input(tmp_path, content, message):
     assert "Traceback" not in result.stderr
 
 
+def test_verify_binary_file(tmp_path):
+    path = tmp_path / "answer.json"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+
+    result = run_cli("verify", str(path), "--public-key", OracleKey.generate().public_key_hex)
+
+    assert result.returncode == 2
+    assert "not UTF-8 text" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_verify_empty_public_key(signed_answer):
+    result = run_cli("verify", str(signed_answer), "--public-key", "")
+
+    assert result.returncode == 2
+    assert "invalid public key" in result.stderr
+
+
 def test_verify_missing_file(tmp_path):
     result = run_cli("verify", str(tmp_path / "absent.json"), "--public-key", "02" * 33)
 
@@ -215,6 +236,30 @@ def test_verify_unreachable_oracle(signed_answer):
 
 
 # replay-explorer
+
+
+def test_replay_rejects_bad_port(tmp_path):
+    result = run_cli("replay-explorer", str(tmp_path), "--port", "99999", timeout=30)
+
+    assert result.returncode == 2
+    assert "invalid port '99999'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_secret_setting_not_echoed(key_file):
+    env = {"ORACLE_KEY_FILE": str(key_file), "EXPLORER_API_KEY": "s3cret-value", "EXPLORER_TIMEOUT_S": "abc"}
+
+    result = run_cli("score", RETAIL_WALLET, "--no-llm", env=env)
+
+    assert result.returncode == 2
+    assert "s3cret-value" not in result.stderr
+
+
+def test_keygen_into_directory(tmp_path):
+    result = run_cli("keygen", str(tmp_path))
+
+    assert result.returncode == 2
+    assert "is a directory" in result.stderr
 
 
 def test_replay_rejects_missing_directory(tmp_path):

@@ -54,7 +54,10 @@ def retail_inputs():
 
 
 def settings_for(url: str, **overrides) -> Settings:
-    return Settings(ollama_host=url, ollama_model=MODEL_NAME, **overrides)
+    # One grammar-constrained call of the small model takes 2 to 60 s on 2 idle
+    # cores and longer under load, so real-model tests get a generous timeout.
+    values = {"ollama_timeout_s": 180, **overrides}
+    return Settings(ollama_host=url, ollama_model=MODEL_NAME, **values)
 
 
 # apply_band
@@ -367,9 +370,7 @@ async def test_model_not_pulled_falls_back(start_ollama_server) -> None:
 @pytest.mark.model
 async def test_assess_real_model_request_and_result(ollama_server, caplog: pytest.LogCaptureFixture) -> None:
     features, rubric = retail_inputs()
-    # One grammar-constrained call of the small model takes 2 to 60 s on 2 idle
-    # cores and longer under load, so give it room: this test checks shapes, not speed.
-    settings = settings_for(ollama_server.url, ollama_timeout_s=180)
+    settings = settings_for(ollama_server.url)
     assessor = OllamaAssessor(settings)
     before = len(ollama_server.generate_requests())
 

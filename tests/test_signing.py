@@ -241,6 +241,31 @@ def test_load_checks_public_file(tmp_path):
         OracleKey.load(path)
 
 
+def test_load_public_file_unreadable(tmp_path):
+    path = tmp_path / "ecdsa.sec"
+    write_new_key(path)
+
+    (tmp_path / "ecdsa.pub").mkdir()
+    with pytest.raises(KeyFileError, match="cannot read public key file"):
+        OracleKey.load(path)
+
+    (tmp_path / "ecdsa.pub").rmdir()
+    (tmp_path / "ecdsa.pub").symlink_to(tmp_path / "missing.pub")
+    with pytest.raises(KeyFileError, match="cannot read public key file"):
+        OracleKey.load(path)
+
+
+def test_load_reads_bounded_bytes():
+    # A device that never ends must fail fast instead of hanging start-up.
+    with pytest.raises(KeyFileError, match="exactly 32 raw bytes, got 33"):
+        OracleKey.load(Path("/dev/zero"))
+
+
+def test_load_key_directory(tmp_path):
+    with pytest.raises(KeyFileError, match="cannot read key file"):
+        OracleKey.load(tmp_path)
+
+
 def test_key_repr_hides_secret():
     secret = bytes(range(1, 33))
     key = key_from_secret(secret)

@@ -66,7 +66,7 @@ class ErrorResponse(BaseModel):
 
 
 _SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "Invalid address"},
+    400: {"model": ErrorResponse, "description": "Invalid address, or the address given more than once"},
     422: {"description": "Malformed request"},
     502: {"model": ErrorResponse, "description": "The explorer returned an error or unusable data"},
     503: {"model": ErrorResponse, "description": "An upstream is unavailable, or no model slot is free"},
@@ -86,7 +86,9 @@ def create_app(service: ScoreService, assessor: OllamaAssessor, *, warm_up: bool
             warm_up_task.cancel()
         log.info("oracle shutting down")
 
-    app = FastAPI(title="evm-score-oracle", version=__version__, lifespan=lifespan)
+    # No /docs or /redoc: their pages load scripts from a public CDN, which an
+    # enclave should not serve. The schema stays at /openapi.json.
+    app = FastAPI(title="evm-score-oracle", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     _add_error_handlers(app)
     _add_request_log(app)
 
@@ -109,14 +111,19 @@ def create_app(service: ScoreService, assessor: OllamaAssessor, *, warm_up: bool
         return PublicKeyResponse(public_key=service.public_key_hex)
 
     @app.get("/score", response_model=ScoreResponse, responses=_SCORE_ERRORS)
-    async def score_get(address: str = Query(max_length=MAX_ADDRESS_CHARS)) -> dict[str, Any]:
+    async def score_get(request: Request, address: str = Query(max_length=MAX_ADDRESS_CHARS)) -> Any:
         """Score and sign one wallet."""
+        given = len(request.query_params.getlist("address"))
+        if given > 1:
+            return _error(400, "ambiguous_request", f"address is given {given} times; give it once")
         return (await service.score(address)).as_dict()
 
     @app.post("/score", response_model=ScoreResponse, responses=_SCORE_ERRORS)
-    async def score_post(request: ScoreRequest) -> dict[str, Any]:
+    async def score_post(request: Request, body: ScoreRequest) -> Any:
         """Score and sign one wallet."""
-        return (await service.score(request.address)).as_dict()
+        if "address" in request.query_params:
+            return _error(400, "ambiguous_request", "address is given in the query and in the body; give it once")
+        return (await service.score(body.address)).as_dict()
 
     return app
 
@@ -140,6 +147,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         # Starlette's own errors (unknown path, wrong method, unparseable body) get our body shape.
+        if error.status_code == 400:
+            # FastAPI answers 400 when the body cannot be decoded at all; that is a malformed request too.
+            return _error(422, "malformed_request", "request body is not valid JSON (UTF-8, at most moderately nested)")
         name = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_")
         response = _error(error.status_code, name, str(error.detail))
         response.headers.update(error.headers or {})
@@ -148,6 +158,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(_describe_validation(problem) for problem in error.errors())
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and not content_type.startswith("application/json"):
+            problems = f"expected a JSON body with content-type application/json, got {content_type or 'none'!r}; {problems}"
         return _error(422, "malformed_request", problems)
 
     @app.exception_handler(Exception)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,17 @@ def _build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay-explorer", help="serve recorded explorer responses on 127.0.0.1")
     replay.add_argument("directory", type=Path, help="folder of recorded *.json explorer exchanges")
     replay.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    replay.add_argument("--port", type=int, default=8545, help="TCP port; 0 picks a free one (default 8545)")
+    replay.add_argument("--port", type=_port_number, default=8545, help="TCP port; 0 picks a free one (default 8545)")
     replay.set_defaults(run=_run_replay)
 
     _add_attestation_parser(commands)
     return parser
+
+
+def _port_number(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected a whole number from 0 to 65535")
+    return int(text)
 
 
 def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
@@ -144,17 +151,35 @@ async def _serve(settings: Any) -> int:
         settings.oracle_host, settings.oracle_port, settings.explorer_url,
         ",".join(settings.explorer_sources), settings.ollama_model, settings.ollama_host,
     )
+    listener = _bind(settings.oracle_host, settings.oracle_port)
     app = create_app(service, assessor, warm_up=settings.ollama_warm_up)
     config = uvicorn.Config(
         app, host=settings.oracle_host, port=settings.oracle_port, log_config=None, access_log=False
     )
     try:
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(config).serve(sockets=[listener])
     finally:
         await explorer.aclose()
         await assessor.aclose()
         log.info("oracle stopped")
     return EXIT_OK
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Open the listening socket before start-up, so a bad address fails with a clear message."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, protocol)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {reason}; check ORACLE_HOST and ORACLE_PORT (or --host and --port)"
+        ) from error
+    return listener
 
 
 def _run_score(args: argparse.Namespace) -> int:
@@ -198,7 +223,7 @@ def _run_verify(args: argparse.Namespace) -> int:
 
     try:
         answer = _read_score_answer(args.file)
-        public_key = args.public_key or _fetch_public_key(args.oracle)
+        public_key = args.public_key if args.public_key is not None else _fetch_public_key(args.oracle)
         verify_score(
             public_key,
             score=answer["score"],
@@ -222,6 +247,8 @@ def _read_score_answer(source: str) -> dict[str, Any]:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as error:
         raise UnusableInputError(f"cannot read {source}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise UnusableInputError(f"{source} is not UTF-8 text, so it is not a /score response") from error
 
     try:
         answer = json.loads(text)
@@ -253,7 +280,9 @@ def _fetch_public_key(oracle_url: str) -> str:
         response.raise_for_status()
         return str(response.json()["public_key"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
-        raise UnusableInputError(f"cannot fetch the public key from {url}: {error}") from error
+        # httpx appends a second line with a documentation link; the first says what failed.
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UnusableInputError(f"cannot fetch the public key from {url}: {reason}") from error
 
 
 def _run_keygen(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ overrides the defaults. Nothing here runs at import time.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -18,6 +19,11 @@ from .errors import ConfigError
 
 # Account actions the explorer client knows how to fetch.
 KNOWN_SOURCES = ("txlist", "txlistinternal", "tokentx", "balance")
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+# Settings whose values never appear in an error message.
+_SECRET_SETTINGS = {"explorer_api_key"}
 
 # Etherscan caps one query window at 10,000 rows (page x offset <= 10,000).
 EXPLORER_WINDOW_ROWS = 10_000
@@ -47,7 +53,7 @@ class Settings(BaseSettings):
 
     # Language model (Ollama)
     ollama_host: str = "http://127.0.0.1:11434"
-    ollama_model: str = "llama3.2:1b"
+    ollama_model: str = Field("llama3.2:1b", min_length=1)
     ollama_timeout_s: float = Field(60.0, gt=0, le=600)
     ollama_health_timeout_s: float = Field(2.0, gt=0, le=2.0)
     ollama_num_predict: int = Field(256, ge=16, le=4096)
@@ -79,11 +85,19 @@ class Settings(BaseSettings):
             raise ValueError(f"invalid URL {value!r}: expected http://host[:port][/path]")
         return value
 
+    @field_validator("oracle_host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        # An empty host would make uvicorn listen on every interface without saying so.
+        if not value.strip():
+            raise ValueError("empty host: give an address to listen on, such as 127.0.0.1 or 0.0.0.0")
+        return value.strip()
+
     @field_validator("explorer_chain_id")
     @classmethod
     def _check_chain_id(cls, value: str) -> str:
         value = value.strip()
-        if value and not value.isdigit():
+        if value and not _ASCII_DIGITS.fullmatch(value):
             raise ValueError(f"invalid chain id {value!r}: expected a decimal number, or empty")
         return value
 
@@ -111,6 +125,14 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def _describe(problem: dict) -> str:
-    name = ".".join(str(part) for part in problem["loc"]).upper()
+    field = ".".join(str(part) for part in problem["loc"])
     message = problem["msg"].removeprefix("Value error, ")
-    return f"{name}: {message}"
+    if field in _SECRET_SETTINGS or problem["type"] == "value_error":
+        # Our own validators already quote the value; secrets are never quoted.
+        return f"{field.upper()}: {message}"
+    return f"{field.upper()}: {message}, got {_shorten(problem.get('input'))!r}"
+
+
+def _shorten(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

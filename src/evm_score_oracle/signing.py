@@ -121,10 +121,10 @@ class OracleKey:
         return f"OracleKey(public_key={self.public_key_hex})"
 
     def _check_public_file(self, path: Path) -> None:
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return
 
-        raw = path.read_bytes()
+        raw = _read_at_most(path, RAW_PUBLIC_KEY_BYTES + 1, "public key file")
         if len(raw) != RAW_PUBLIC_KEY_BYTES:
             raise KeyFileError(
                 f"public key file {path} must be {RAW_PUBLIC_KEY_BYTES} bytes (X||Y), got {len(raw)}"
@@ -143,6 +143,8 @@ def write_new_key(path: Path) -> OracleKey:
     overwritten by accident.
     """
     secret = _random_secret()
+    if path.is_dir():
+        raise KeyFileError(f"key path {path} is a directory; give a file name such as {path / 'ecdsa.sec'}")
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as error:
@@ -156,21 +158,27 @@ def write_new_key(path: Path) -> OracleKey:
 
 
 def _read_secret(path: Path) -> bytes:
-    try:
-        secret = path.read_bytes()
-    except FileNotFoundError as error:
+    if not path.exists() and not path.is_symlink():
         raise KeyFileError(
             f"key file {path} not found; set ORACLE_KEY_FILE or run "
             "'evm-score-oracle keygen PATH' for a development key"
-        ) from error
-    except OSError as error:
-        raise KeyFileError(f"cannot read key file {path}: {error.strerror}") from error
+        )
 
+    secret = _read_at_most(path, KEY_BYTES + 1, "key file")
     if len(secret) != KEY_BYTES:
         raise KeyFileError(f"key file {path} must hold exactly {KEY_BYTES} raw bytes, got {len(secret)}")
     if not 0 < int.from_bytes(secret, "big") < _CURVE_ORDER:
         raise KeyFileError(f"key file {path} is not a valid secp256k1 secret key (zero or not below the curve order)")
     return secret
+
+
+def _read_at_most(path: Path, limit: int, what: str) -> bytes:
+    # Reading only a few bytes keeps a wrong path such as /dev/zero from hanging start-up.
+    try:
+        with path.open("rb") as handle:
+            return handle.read(limit)
+    except OSError as error:
+        raise KeyFileError(f"cannot read {what} {path}: {error.strerror or error}") from error
 
 
 def _random_secret() -> bytes:
