@@ -650,6 +650,22 @@ def test_parse_expected_pcrs_rejects_bad_syntax(spec: str) -> None:
         parse_expected_pcrs([spec])
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "\u0660=" + "00" * 48,  # ARABIC-INDIC DIGIT ZERO, which str.isdigit() and int() accept
+        "\u0661\u0666=" + "00" * 48,  # Arabic-Indic "16"
+        "\uff10=" + "00" * 48,  # FULLWIDTH DIGIT ZERO
+        "\u00b2=" + "00" * 48,  # SUPERSCRIPT TWO: isdigit() is true but int() raises
+        "0=" + "00 " * 48,  # whitespace between bytes, which bytes.fromhex() skips
+        "0=" + "\u0660" * 96,
+    ],
+)
+def test_parse_expected_pcrs_rejects_non_ascii(spec: str) -> None:
+    with pytest.raises(InvalidInputError, match="N=HEX"):
+        parse_expected_pcrs([spec])
+
+
 def test_parse_expected_pcrs_rejects_conflicting_values() -> None:
     with pytest.raises(InvalidInputError, match="PCR3"):
         parse_expected_pcrs(["3=" + "00" * 48, "3=" + "11" * 48])

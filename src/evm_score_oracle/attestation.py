@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,10 @@ COSE_SIGN1_TAG = 18
 COSE_ALG_ES384 = -35
 PCR_LENGTH = 48
 MAX_PCR_INDEX = 31
+# ASCII-only classes, because str.isdigit(), int() and \d also accept digits of
+# other scripts, such as U+0660 ARABIC-INDIC DIGIT ZERO, which must not select PCR0.
+_PCR_INDEX_PATTERN = re.compile(r"0*[0-9]{1,2}")
+_PCR_HEX_PATTERN = re.compile(r"(?:[0-9a-fA-F]{2})+")
 IMAGE_ID_PCR_FLAGS = 0x0001_0007  # bit set of the PCRs hashed into the image id: 0, 1, 2, 16
 IMAGE_ID_PCRS = (0, 1, 2, 16)
 SECP256K1_XY_LENGTH = 64
@@ -711,16 +716,17 @@ def parse_expected_pcrs(specs: Sequence[str]) -> dict[int, bytes]:
 def _parse_pcr_spec(spec: str) -> tuple[int, bytes]:
     usage = f"use N=HEX with N from 0 to {MAX_PCR_INDEX} and {PCR_LENGTH * 2} hex digits"
     index_text, separator, hex_text = spec.partition("=")
-    if not separator or not index_text.strip().isdigit():
+    index_text = index_text.strip(" \t")
+    if not separator or not _PCR_INDEX_PATTERN.fullmatch(index_text):
         raise InvalidInputError(f"invalid expected PCR {spec!r}: {usage}")
 
     index = int(index_text)
     if index > MAX_PCR_INDEX:
         raise InvalidInputError(f"invalid expected PCR index {index}: {usage}")
-    try:
-        value = bytes.fromhex(hex_text.strip().removeprefix("0x"))
-    except ValueError as error:
-        raise InvalidInputError(f"invalid expected PCR{index} value {hex_text!r}: {usage}") from error
+    digits = hex_text.strip(" \t").removeprefix("0x")
+    if not _PCR_HEX_PATTERN.fullmatch(digits):
+        raise InvalidInputError(f"invalid expected PCR{index} value {hex_text!r}: {usage}")
+    value = bytes.fromhex(digits)
     if len(value) != PCR_LENGTH:
         raise InvalidInputError(
             f"expected PCR{index} value is {len(value)} bytes, not {PCR_LENGTH}: {usage}"
