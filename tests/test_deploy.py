@@ -10,8 +10,11 @@ recorded Nitro attestation document with the matching secp256k1 key.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -276,6 +279,46 @@ def test_deploy_script_entry_point(workspace: Path, enclave: EnclaveStandIn) -> 
     assert not [event for event in events(workspace) if event.startswith("sui ")]
 
 
+def test_deploy_script_hides_httpx_requests(workspace: Path, enclave: EnclaveStandIn) -> None:
+    result = subprocess.run(
+        [str(ROOT / "deploy.sh"), *arguments(workspace, enclave, "--skip-register")],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert f"deploy: {enclave.url}/health is up" in result.stderr
+    assert "HTTP Request" not in result.stderr
+
+
+def test_deploy_import_leaves_logging_alone() -> None:
+    # Only main() may quiet httpx; importing the module must not change logging.
+    code = "import logging, evm_score_oracle.deploy; print(logging.getLogger('httpx').level)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(logging.NOTSET)
+
+
+def test_deploy_script_missing_compose_file(workspace: Path) -> None:
+    missing = workspace / "nonexistent.yml"
+
+    result = subprocess.run(
+        [str(ROOT / "deploy.sh"), "--skip-register", "--compose-file", str(missing),
+         "--record", str(workspace / "deployment.env")],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )
+
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("deploy: error: ")
+    assert str(missing) in lines[0]
+    assert events(workspace) == []
+
+
 # Ollama timeout
 
 
@@ -437,6 +480,18 @@ def test_wallet_key_invalid_rejected(tmp_path: Path, content: str) -> None:
     assert content.strip() not in str(caught.value)
 
 
+@pytest.mark.parametrize("content", [b"\xff\xfe", b"ab" * 31 + b"a\xff", "é".encode("latin-1") * 64])
+def test_wallet_key_non_utf8_rejected(tmp_path: Path, content: bytes) -> None:
+    key_file = tmp_path / "key"
+    key_file.write_bytes(content)
+
+    with pytest.raises(DeployError, match="invalid wallet key") as caught:
+        deploy.read_wallet_key(key_file, {})
+    message = str(caught.value)
+    for leaked in ("\\xff", "0xff", "\xff", "\xe9", "\ufffd", "ab" * 31):
+        assert leaked not in message
+
+
 def test_wallet_key_from_environment() -> None:
     assert deploy.read_wallet_key(None, {deploy.WALLET_KEY_ENV: WALLET_KEY}) == WALLET_KEY
 
@@ -465,6 +520,24 @@ def test_rewrite_digest_rejects_bad_digest(tmp_path: Path) -> None:
 
     with pytest.raises(DeployError, match="invalid image digest"):
         deploy.rewrite_image_digest(compose, "sha256:1234")
+
+
+def test_rewrite_digest_keeps_crlf_bytes(tmp_path: Path) -> None:
+    compose = tmp_path / "docker-compose.yml"
+    original = (ROOT / "docker-compose.yml").read_bytes().replace(b"\n", b"\r\n")
+    compose.write_bytes(original)
+
+    deploy.rewrite_image_digest(compose, REAL_DIGEST)
+
+    expected = original.replace(b"0" * 64, REAL_DIGEST.removeprefix("sha256:").encode())
+    assert compose.read_bytes() == expected
+
+
+def test_read_compose_file_missing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yml"
+
+    with pytest.raises(DeployError, match=re.escape(str(missing))):
+        deploy.read_compose_file(missing)
 
 
 def test_committed_compose_has_placeholder() -> None:

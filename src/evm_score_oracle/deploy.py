@@ -81,7 +81,9 @@ def read_wallet_key(key_file: Path | None, environ: Mapping[str, str]) -> str:
     """
     if key_file is not None:
         try:
-            key = key_file.read_text().removesuffix("\n")
+            # A valid key is ASCII. Other bytes decode to U+FFFD and fail the
+            # pattern below, so no decode error can echo a byte of the key.
+            key = key_file.read_bytes().decode("ascii", errors="replace").removesuffix("\n")
         except OSError as error:
             raise DeployError(
                 f"cannot read wallet key file {key_file}: {error.strerror or error}. "
@@ -106,6 +108,23 @@ def check_tools(names: Sequence[str]) -> None:
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
         raise DeployError(f"missing tools on PATH: {', '.join(missing)}. Install them and run again")
+
+
+def read_compose_file(path: Path) -> str:
+    """Return the compose file's text with its line endings untouched.
+
+    Oyster measures the file's exact bytes into PCR16, so CRLF stays CRLF.
+    """
+    try:
+        with path.open(encoding="utf-8", newline="") as compose:
+            return compose.read()
+    except OSError as error:
+        raise DeployError(
+            f"cannot read compose file {path}: {error.strerror or error}. "
+            "Pass an existing file with --compose-file"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise DeployError(f"compose file {path} is not valid UTF-8 ({error}): fix its encoding") from error
 
 
 def oracle_image(compose_text: str, repository: str = ORACLE_REPOSITORY) -> str:
@@ -140,10 +159,11 @@ def rewrite_image_digest(compose_file: Path, digest: str, repository: str = ORAC
     if not _DIGEST_PATTERN.fullmatch(digest):
         raise DeployError(f"invalid image digest {digest!r}: expected sha256: and 64 lower-case hex digits")
 
-    text = compose_file.read_text()
+    text = read_compose_file(compose_file)
     old = oracle_image(text, repository)
     new = f"{repository}@{digest}"
-    compose_file.write_text(text.replace(old, new, 1))
+    with compose_file.open("w", encoding="utf-8", newline="") as compose:
+        compose.write(text.replace(old, new, 1))
     return new
 
 
@@ -556,6 +576,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _deploy_step(args: argparse.Namespace, record: DeploymentRecord) -> Enclave:
+    compose_text = read_compose_file(args.compose_file)
     needs_oyster = not args.skip_deploy or args.oyster_verify
     tools = (["oyster-cvm"] if needs_oyster else []) + ([] if args.skip_register else ["sui"])
     check_tools(tools + (["docker", "git"] if args.build else []))
@@ -563,7 +584,8 @@ def _deploy_step(args: argparse.Namespace, record: DeploymentRecord) -> Enclave:
     if args.build:
         digest = build_and_push(args.push, args.compose_file.resolve().parent, _run_checked)
         rewrite_image_digest(args.compose_file, digest)
-    image = check_image_digest(args.compose_file.read_text())
+        compose_text = read_compose_file(args.compose_file)
+    image = check_image_digest(compose_text)
     record.add(image=image, compose_file=str(args.compose_file))
 
     if args.skip_deploy:
@@ -585,6 +607,10 @@ def _run_checked(command: list[str]) -> subprocess.CompletedProcess:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="deploy: %(levelname)s: %(message)s")
+    # httpx and httpcore log every request at INFO, which would repeat each of
+    # deploy's own progress lines.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
         return run(args)
