@@ -54,8 +54,8 @@ case "$1" in
       *) echo "[INFO] Job created with ID: \\"$FAKE_JOB_ID\\"" ;;
     esac
     echo "[INFO] Waiting for enclave to start..."
-    echo "[INFO] IP address obtained: 127.0.0.1"
-    echo "[INFO] Enclave is ready! IP address: 127.0.0.1"
+    echo "[INFO] IP address obtained: ${FAKE_ENCLAVE_IP:-127.0.0.1}"
+    echo "[INFO] Enclave is ready! IP address: ${FAKE_ENCLAVE_IP:-127.0.0.1}"
     ;;
   verify)
     echo "[INFO] Connecting to attestation endpoint"
@@ -350,6 +350,95 @@ def test_deploy_rejects_placeholder_digest(workspace: Path, enclave: EnclaveStan
     assert events(workspace) == []
 
 
+def test_deploy_rejects_stale_attestation(
+    workspace: Path, enclave: EnclaveStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The recorded document was signed in December 2024, so --max-age 300 rejects it.
+    args = arguments(workspace, enclave)
+    args[args.index("--max-age") + 1] = "300"
+
+    status = deploy.main(args)
+
+    assert status == 1
+    assert "attestation check failed" in capsys.readouterr().err
+    assert not [event for event in events(workspace) if event.startswith("sui ")]
+
+
+@pytest.mark.parametrize("value", ["-1", "-0.5", "nan", "NaN", "inf", "-inf", "1e999", "soon"])
+def test_deploy_rejects_bad_max_age(
+    workspace: Path, enclave: EnclaveStandIn, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        deploy.main(arguments(workspace, enclave, f"--max-age={value}"))
+
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --max-age" in error
+    assert ">= 0" in error
+    assert events(workspace) == []
+
+
+@pytest.mark.parametrize(
+    "flag, value, allowed",
+    [
+        ("--duration-minutes", "-5", ">= 1"),
+        ("--duration-minutes", "0", ">= 1"),
+        ("--duration-minutes", "1.5", ">= 1"),
+        ("--duration-minutes", "abc", ">= 1"),
+        ("--health-attempts", "0", ">= 1"),
+        ("--health-attempts", "-1", ">= 1"),
+        ("--ollama-attempts", "0", ">= 1"),
+        ("--health-interval", "-1", ">= 0"),
+        ("--health-interval", "nan", ">= 0"),
+        ("--health-interval", "inf", ">= 0"),
+        ("--ollama-interval", "-3", ">= 0"),
+        ("--gas-budget", "-1", ">= 1"),
+        ("--gas-budget", "0", ">= 1"),
+        ("--gas-budget", "1e8", ">= 1"),
+    ],
+)
+def test_deploy_rejects_bad_numbers(
+    workspace: Path, enclave: EnclaveStandIn, capsys: pytest.CaptureFixture[str],
+    flag: str, value: str, allowed: str,
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        deploy.main(arguments(workspace, enclave, f"{flag}={value}"))
+
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {flag}" in error
+    assert allowed in error
+    assert events(workspace) == []
+
+
+@pytest.mark.parametrize("value", ["not-an-ip", "localhost", "999.1.1.1", "127.0.0.1:3000", "", "fe80::1%eth0"])
+def test_deploy_rejects_bad_ip(
+    workspace: Path, enclave: EnclaveStandIn, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    extra = ("--skip-deploy", "--job-id", JOB_ID, f"--ip={value}")
+
+    with pytest.raises(SystemExit) as exit_info:
+        deploy.main(arguments(workspace, enclave, *extra))
+
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "argument --ip" in error
+    assert "IPv4 or IPv6" in error
+    assert events(workspace) == []
+
+
+def test_deploy_rejects_oyster_host_name(
+    workspace: Path, enclave: EnclaveStandIn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("FAKE_ENCLAVE_IP", "enclave.invalid")
+
+    status = deploy.main(arguments(workspace, enclave))
+
+    assert status == 1
+    assert "enclave.invalid" in capsys.readouterr().err
+    assert [event.split(" ")[0] for event in events(workspace)] == ["oyster-cvm"]
+
+
 def test_deploy_unparseable_oyster_output(
     workspace: Path, enclave: EnclaveStandIn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -455,6 +544,45 @@ def test_parse_deploy_output_formats(output: str, job_id: str, ip: str) -> None:
 
     assert enclave.job_id == job_id
     assert enclave.ip == ip
+
+
+@pytest.mark.parametrize("bad_ip", ["not-an-ip", "300.1.2.3", "enclave.example"])
+def test_parse_deploy_output_invalid_ip(bad_ip: str) -> None:
+    output = f'Job created with ID: "0xabc"\nEnclave is ready! IP address: {bad_ip}\n'
+
+    with pytest.raises(DeployError, match=re.escape(repr(bad_ip))):
+        deploy.parse_deploy_output(output)
+
+
+def test_parse_deploy_output_ipv6() -> None:
+    output = 'Job created with ID: "0xabc"\nEnclave is ready! IP address: 2001:db8::7\n'
+
+    assert deploy.parse_deploy_output(output).ip == "2001:db8::7"
+
+
+@pytest.mark.parametrize(
+    "ip, url",
+    [("203.0.113.7", "http://203.0.113.7:3000"), ("2001:db8::7", "http://[2001:db8::7]:3000")],
+)
+def test_enclave_url_brackets_ipv6(ip: str, url: str) -> None:
+    assert deploy.enclave_url(ip, 3000) == url
+
+
+def test_parser_accepts_boundary_numbers() -> None:
+    args = deploy.build_parser().parse_args([
+        "--duration-minutes", "1", "--health-attempts", "1", "--ollama-attempts", "1",
+        "--health-interval", "0", "--ollama-interval", "0.5", "--max-age", "0", "--gas-budget", "1",
+        "--ip", "::1",
+    ])
+
+    assert args.duration_minutes == 1
+    assert args.health_attempts == 1
+    assert args.ollama_attempts == 1
+    assert args.health_interval == 0.0
+    assert args.ollama_interval == 0.5
+    assert args.max_age == 0.0
+    assert args.gas_budget == 1
+    assert args.ip == "::1"
 
 
 def test_parse_deploy_output_missing_ip() -> None:

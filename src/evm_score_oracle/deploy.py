@@ -12,8 +12,10 @@ secret, go to deployment.env.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -44,7 +46,8 @@ _WALLET_KEY_PATTERN = re.compile(r"[0-9a-fA-F]{64}")
 _DIGEST_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 _JOB_ID_PATTERN = re.compile(r'Job created with ID:\s*"?(0x[0-9a-fA-F]+)"?')
 _IP_PATTERN = re.compile(r"(?:Enclave is ready! IP address|IP address obtained):\s*([0-9A-Za-z.:\-]+)")
-_PCR_LINE_PATTERN = re.compile(r"PCR(\d+):\s*([0-9a-fA-F]+)")
+_PCR_LINE_PATTERN = re.compile(r"PCR([0-9]+):\s*([0-9a-fA-F]+)")
+_WHOLE_NUMBER_PATTERN = re.compile(r"[0-9]+")
 _SUI_DIGEST_PATTERN = re.compile(r"Transaction Digest:\s*([1-9A-HJ-NP-Za-km-z]{32,44})")
 
 
@@ -239,7 +242,35 @@ def parse_deploy_output(output: str) -> Enclave:
             "look it up with `oyster-cvm list --wallet-address ADDRESS` and resume with "
             "--skip-deploy --job-id ID --ip IP"
         )
-    return Enclave(job_id=job.group(1), ip=ips[-1])
+    try:
+        ip = parse_ip_address(ips[-1])
+    except ValueError as error:
+        raise DeployError(
+            f"oyster-cvm deploy printed the enclave address {ips[-1]!r}, which is not an IP address "
+            f"({error}): find the job's IP with `oyster-cvm list --wallet-address ADDRESS` and resume "
+            f"with --skip-deploy --job-id {job.group(1)} --ip IP"
+        ) from error
+    return Enclave(job_id=job.group(1), ip=ip)
+
+
+def parse_ip_address(text: str) -> str:
+    """Return ``text`` as a normalized IPv4 or IPv6 literal; raise ValueError otherwise.
+
+    Host names are rejected so that no deploy step depends on a DNS lookup.
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError as error:
+        raise ValueError("expected an IPv4 or IPv6 address such as 203.0.113.7 or 2001:db8::7") from error
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        raise ValueError("expected an IPv4 or IPv6 address without a %zone suffix")
+    return str(address)
+
+
+def enclave_url(ip: str, port: int, path: str = "") -> str:
+    """Build an http:// URL for ``ip``, with IPv6 addresses in brackets."""
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"http://{host}:{port}{path}"
 
 
 def deploy_enclave(args: argparse.Namespace, wallet_key: str) -> Enclave:
@@ -458,6 +489,41 @@ def progress(message: str) -> None:
     print(f"deploy: {message}", file=sys.stderr, flush=True)
 
 
+def _whole_number(unit: str) -> Callable[[str], int]:
+    """Build an argparse type that accepts ASCII digits for a whole number >= 1."""
+
+    def parse(text: str) -> int:
+        if not _WHOLE_NUMBER_PATTERN.fullmatch(text) or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected a whole number of {unit} >= 1")
+        return int(text)
+
+    return parse
+
+
+def _seconds(detail: str = "") -> Callable[[str], float]:
+    """Build an argparse type for a finite number of seconds >= 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(
+                f"invalid value {text!r}: expected a finite number of seconds >= 0{detail}"
+            )
+        return value
+
+    return parse
+
+
+def _ip_argument(text: str) -> str:
+    try:
+        return parse_ip_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: {error}") from error
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deploy.sh",
@@ -473,7 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
     wallet.add_argument("--instance-type", help="instance type, for example r6g.large (default: oyster-cvm's)")
     wallet.add_argument("--region", help="deployment region (default: oyster-cvm's)")
     wallet.add_argument("--operator", help="operator address (required by oyster-cvm unless it has a default)")
-    wallet.add_argument("--duration-minutes", type=int, default=60, help="how long the job runs, in minutes (default: 60)")
+    wallet.add_argument("--duration-minutes", type=_whole_number("minutes"), default=60,
+                        help="how long the job runs, in whole minutes >= 1 (default: 60)")
     wallet.add_argument("--job-name", default="evm-score-oracle", help="job name (default: evm-score-oracle)")
     wallet.add_argument("--image-url", help="enclave base image URL (default: oyster-cvm's base image)")
 
@@ -486,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume = parser.add_argument_group("resuming")
     resume.add_argument("--skip-deploy", action="store_true", help="skip oyster-cvm deploy; needs --job-id and --ip")
     resume.add_argument("--job-id", help="job id of an earlier deployment")
-    resume.add_argument("--ip", help="enclave IP address of an earlier deployment")
+    resume.add_argument("--ip", type=_ip_argument,
+                        help="enclave IPv4 or IPv6 address of an earlier deployment (no host names)")
     resume.add_argument("--skip-pcr-update", action="store_true",
                         help="skip update_pcrs because the same PCRs are already stored")
     resume.add_argument("--skip-register", action="store_true", help="stop after the attestation check")
@@ -494,16 +562,18 @@ def build_parser() -> argparse.ArgumentParser:
     checks = parser.add_argument_group("readiness and attestation")
     checks.add_argument("--oracle-url", help=f"oracle base URL (default: http://IP:{ORACLE_PORT})")
     checks.add_argument("--attestation-url", help=f"attestation URL (default: http://IP:{ATTESTATION_PORT}/attestation/raw)")
-    checks.add_argument("--health-attempts", type=int, default=60, help="checks of /health before giving up (default: 60)")
-    checks.add_argument("--health-interval", type=float, default=10.0, help="seconds between /health checks (default: 10)")
-    checks.add_argument("--ollama-attempts", type=int, default=OLLAMA_POLL_ATTEMPTS,
-                        help=f"checks for \"ollama\":\"connected\" (default: {OLLAMA_POLL_ATTEMPTS})")
-    checks.add_argument("--ollama-interval", type=float, default=OLLAMA_POLL_INTERVAL_S,
-                        help=f"seconds between Ollama checks (default: {OLLAMA_POLL_INTERVAL_S:.0f})")
+    checks.add_argument("--health-attempts", type=_whole_number("attempts"), default=60,
+                        help="checks of /health before giving up, >= 1 (default: 60)")
+    checks.add_argument("--health-interval", type=_seconds(), default=10.0,
+                        help="seconds between /health checks, >= 0 (default: 10)")
+    checks.add_argument("--ollama-attempts", type=_whole_number("attempts"), default=OLLAMA_POLL_ATTEMPTS,
+                        help=f"checks for \"ollama\":\"connected\", >= 1 (default: {OLLAMA_POLL_ATTEMPTS})")
+    checks.add_argument("--ollama-interval", type=_seconds(), default=OLLAMA_POLL_INTERVAL_S,
+                        help=f"seconds between Ollama checks, >= 0 (default: {OLLAMA_POLL_INTERVAL_S:.0f})")
     checks.add_argument("--root", choices=sorted(attestation.ROOT_KEYS), default="aws",
                         help="trusted attestation root: aws, or mock for local simulation (default: aws)")
-    checks.add_argument("--max-age", type=float, default=300.0,
-                        help="maximum attestation age in seconds; 0 disables the check (default: 300)")
+    checks.add_argument("--max-age", type=_seconds(", where 0 disables the freshness check"), default=300.0,
+                        help="maximum attestation age in seconds, >= 0; exactly 0 disables the check (default: 300)")
     checks.add_argument("--oyster-verify", action="store_true",
                         help="also run `oyster-cvm verify` and compare its PCRs")
 
@@ -516,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Move function that registers the enclave (default: register_enclave)")
     sui.add_argument("--with-pcr16", action="store_true",
                      help="pass PCR16 to update_pcrs too, for Move packages that store it")
-    sui.add_argument("--gas-budget", type=int, default=100_000_000, help="gas budget in MIST (default: 100000000)")
+    sui.add_argument("--gas-budget", type=_whole_number("MIST"), default=100_000_000,
+                     help="gas budget for each transaction, in whole MIST >= 1 (default: 100000000)")
 
     parser.add_argument("--record", type=Path, default=Path("deployment.env"),
                         help="where to write the deployment record (default: deployment.env)")
@@ -537,9 +608,6 @@ def check_arguments(args: argparse.Namespace) -> None:
             missing.append("--enclave-cap")
         if missing:
             raise DeployError(f"missing Sui arguments {', '.join(missing)}, or pass --skip-register")
-    for name in ("health_attempts", "ollama_attempts"):
-        if getattr(args, name) < 1:
-            raise DeployError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -548,8 +616,8 @@ def run(args: argparse.Namespace) -> int:
     record = DeploymentRecord()
 
     enclave = _deploy_step(args, record)
-    oracle_url = (args.oracle_url or f"http://{enclave.ip}:{ORACLE_PORT}").rstrip("/")
-    attestation_url = args.attestation_url or f"http://{enclave.ip}:{ATTESTATION_PORT}/attestation/raw"
+    oracle_url = (args.oracle_url or enclave_url(enclave.ip, ORACLE_PORT)).rstrip("/")
+    attestation_url = args.attestation_url or enclave_url(enclave.ip, ATTESTATION_PORT, "/attestation/raw")
 
     with httpx.Client(timeout=10.0) as client:
         wait_for_health(client, f"{oracle_url}/health", args.health_attempts, args.health_interval)
@@ -557,7 +625,9 @@ def run(args: argparse.Namespace) -> int:
         ollama_ready = wait_for_ollama(client, f"{oracle_url}/health", args.ollama_attempts, args.ollama_interval)
         record.add(ollama_ready="yes" if ollama_ready else "no")
 
-        max_age = args.max_age if args.max_age > 0 else None
+        # Only an explicit 0 disables the freshness check. The parser rejects
+        # negative and non-finite values, and verify_attestation does too.
+        max_age = None if args.max_age == 0 else args.max_age
         document, facts, public_key = verify_enclave(
             client, oracle_url, attestation_url, root=args.root, max_age_s=max_age
         )
