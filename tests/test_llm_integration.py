@@ -73,6 +73,15 @@ def score(oracle: Oracle, address: str) -> dict:
     return response.json()
 
 
+def score_once(workdir, key_file, env: dict[str, str], address: str = RETAIL_WALLET) -> dict:
+    """Start an oracle with ``env``, score one wallet and stop it."""
+    oracle = Oracle(workdir, key_file, env).wait_until_up()
+    try:
+        return score(oracle, address)
+    finally:
+        oracle.stop()
+
+
 def check_signed(answer: dict, key_file) -> None:
     verify_score(
         OracleKey.load(key_file).public_key_hex,
@@ -121,11 +130,8 @@ def test_real_model_scores_recorded_wallet(workdir, key_file, replay_url, ollama
 
 def test_seed_follows_address_and_prompt(workdir, key_file, replay_url, start_ollama_server):
     server = start_ollama_server()
-    oracle = Oracle(workdir, key_file, oracle_env(replay_url, server.url, OLLAMA_RETRIES="0")).wait_until_up()
-    try:
-        score(oracle, RETAIL_WALLET)
-    finally:
-        oracle.stop()
+
+    score_once(workdir, key_file, oracle_env(replay_url, server.url, OLLAMA_RETRIES="0"))
 
     requests = [body for body in server.generate_requests() if body.get("prompt")]
     assert len(requests) == 1
@@ -215,12 +221,8 @@ def test_killed_server_falls_back(workdir, key_file, replay_url, start_ollama_se
 
 def test_tiny_num_predict_truncates(workdir, key_file, replay_url, start_ollama_server):
     server = start_ollama_server()
-    env = oracle_env(replay_url, server.url, OLLAMA_NUM_PREDICT="16")
-    oracle = Oracle(workdir, key_file, env).wait_until_up()
-    try:
-        answer = score(oracle, RETAIL_WALLET)
-    finally:
-        oracle.stop()
+
+    answer = score_once(workdir, key_file, oracle_env(replay_url, server.url, OLLAMA_NUM_PREDICT="16"))
 
     assert answer["metadata"]["method"] == "rubric_fallback"
     assert answer["metadata"]["fallback_reason"] == "truncated"
@@ -232,12 +234,8 @@ def test_tiny_num_predict_truncates(workdir, key_file, replay_url, start_ollama_
 
 def test_slow_model_hits_deadline(workdir, key_file, replay_url, start_ollama_server):
     server = start_ollama_server("--delay-s", "5")
-    env = oracle_env(replay_url, server.url, OLLAMA_TIMEOUT_S="1")
-    oracle = Oracle(workdir, key_file, env).wait_until_up()
-    try:
-        answer = score(oracle, RETAIL_WALLET)
-    finally:
-        oracle.stop()
+
+    answer = score_once(workdir, key_file, oracle_env(replay_url, server.url, OLLAMA_TIMEOUT_S="1"))
 
     assert answer["metadata"]["method"] == "rubric_fallback"
     assert answer["metadata"]["fallback_reason"] == "timeout"
