@@ -4,7 +4,7 @@ Three real processes talk over loopback: ``replay-explorer`` fed by the bundled
 recordings, the Ollama-compatible test server running SmolLM2-135M through
 llama.cpp, and ``evm-score-oracle serve``. The small model often gives unusable
 output, so a score may come from the model or from the rubric fallback; either
-way it must be signed, inside the band, and say which.
+way it must be signed and inside the band, and its metadata must name the method.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def check_band(answer: dict) -> None:
     else:
         assert metadata["method"] == "rubric_fallback"
         assert answer["score"] == rubric
-        # A slow machine may also time the small model out; the band holds either way.
+        # A slow machine may also time the small model out, and the band must still apply.
         assert metadata["fallback_reason"] in {"invalid_json", "schema_violation", "truncated", "timeout"}
 
 
