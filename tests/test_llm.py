@@ -21,6 +21,7 @@ from evm_score_oracle.features import extract_features
 from evm_score_oracle.llm import KEEP_ALIVE, PROMPT_VERSION, Assessment, OllamaAssessor, apply_band, derive_seed
 from evm_score_oracle.prompt import (
     DIMENSIONS,
+    SYSTEM_PROMPT,
     ModelAnswer,
     answer_schema,
     build_prompt,
@@ -155,15 +156,32 @@ def test_answer_accepts_valid_object() -> None:
         {"value": "50"},
         {"value": 50.5},
         {"maturity": True},
-        {"reasoning": "x" * 301},
-        {"risk_factors": ["a", "b", "c", "d"]},
-        {"strengths": ["x" * 81]},
+        {"reasoning": "x" * 121},
+        {"risk_factors": ["a", "b", "c"]},
+        {"strengths": ["x" * 41]},
         {"score": 1000},
     ],
 )
 def test_answer_rejects_bad_values(changes: dict) -> None:
     with pytest.raises(ValueError):
         ModelAnswer.model_validate(valid_answer(**changes))
+
+
+def test_answer_accepts_longest_allowed_text() -> None:
+    answer = valid_answer(reasoning="x" * 120, risk_factors=["y" * 40] * 2, strengths=["z" * 40] * 2)
+
+    parsed = ModelAnswer.model_validate(answer)
+
+    assert len(parsed.reasoning) == 120
+    assert parsed.strengths == ["z" * 40] * 2
+
+
+def test_schema_limits_text_length() -> None:
+    properties = answer_schema()["properties"]
+
+    assert properties["reasoning"] == {"type": "string", "maxLength": 120}
+    assert properties["risk_factors"] == {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 2}
+    assert properties["strengths"] == properties["risk_factors"]
 
 
 def test_answer_rejects_missing_dimension() -> None:
@@ -223,6 +241,8 @@ def test_prompt_facts_keep_numbers_only() -> None:
     features = {
         "tx_count": 75,
         "balance_eth": "0.123456789",
+        "total_value_in_eth": "20.30597738",
+        "max_tx_value_eth": "1234.56",
         "share": "3/75",
         "flag": True,
         "ratio": 0.25,
@@ -238,12 +258,39 @@ def test_prompt_facts_keep_numbers_only() -> None:
 
     assert facts == {
         "tx_count": "75",
-        "balance_eth": "0.1235",
+        "balance_eth": "0.123",
+        "total_value_in_eth": "20.3",
+        "max_tx_value_eth": "1235",
         "share": "3/75",
         "flag": "true",
         "ratio": "0.25",
         "recent.d7": "3",
     }
+
+
+def test_prompt_facts_drop_redundant_facts() -> None:
+    features = {
+        "tx_count": 75,
+        "activity_count": 75,
+        "successful_tx_count": 73,
+        "failed_count": 2,
+        "failed_permille": 28,
+        "capped_volume_eth": "13.8",
+        "gas_spent_eth": "0.8",
+        "distinct_selectors": 21,
+        "outgoing_counterparties": 27,
+        "unique_counterparties": 30,
+    }
+
+    facts = prompt_facts(features, LABELS)
+
+    assert facts == {"tx_count": "75", "failed_count": "2", "unique_counterparties": "30"}
+
+
+def test_prompt_facts_keep_activity_count_that_differs() -> None:
+    facts = prompt_facts({"tx_count": 3, "activity_count": 9}, LABELS)
+
+    assert facts == {"tx_count": "3", "activity_count": "9"}
 
 
 def test_prompt_facts_filter_protocol_names() -> None:
@@ -259,18 +306,23 @@ def test_prompt_facts_reject_string_protocols() -> None:
 
 
 def test_prompt_exact_text() -> None:
-    facts = {"tx_count": "3", "failed_count": "0", "known_protocols": "none"}
+    facts = {"tx_count": "3", "failed_count": "0", "known_protocols": "none", "days_since_last_activity": "220"}
 
     prompt = build_prompt(facts, {name: 100 for name in DIMENSIONS})
 
     assert prompt == (
-        "Assess the trustworthiness of an Ethereum wallet from these facts (facts not listed are 0).\n"
-        "known_protocols=none\n"
+        "idle_days=220\n"
+        "protocols=none\n"
         "tx_count=3\n"
-        "Rule-based assessment, 0-100 each: activity=50 maturity=50 diversity=50 risk=50 value=50\n"
-        "Return JSON with an integer 0-100 for each of activity, maturity, diversity, "
-        "risk (100 means no sign of risk) and value, a one-sentence reasoning, "
-        "and up to 3 short risk_factors and strengths."
+        "Rule-based scores: activity=50 maturity=50 diversity=50 risk=50 value=50"
+    )
+
+
+def test_system_prompt_exact_text() -> None:
+    assert SYSTEM_PROMPT == (
+        "You rate Ethereum wallets' trustworthiness. Facts not listed are 0. "
+        "Reply in JSON: your own 0-100 for each rule-based score (risk 100 = no risk sign), "
+        "a short reasoning, up to 2 risk_factors and strengths."
     )
 
 
@@ -385,6 +437,7 @@ async def test_assess_real_model_request_and_result(ollama_server, caplog: pytes
     first = requests[0]
     assert first["model"] == MODEL_NAME
     assert first["format"] == answer_schema()
+    assert first["system"] == SYSTEM_PROMPT
     assert first["stream"] is False
     assert first["keep_alive"] == KEEP_ALIVE
     assert first["options"] == {

@@ -25,7 +25,15 @@ from pydantic import ValidationError
 from .config import Settings
 from .errors import BusyError, ModelError
 from .protocols import KNOWN_CONTRACTS
-from .prompt import PROMPT_VERSION, ModelAnswer, answer_schema, build_prompt, prompt_facts, weighted_score
+from .prompt import (
+    PROMPT_VERSION,
+    SYSTEM_PROMPT,
+    ModelAnswer,
+    answer_schema,
+    build_prompt,
+    prompt_facts,
+    weighted_score,
+)
 
 __all__ = ["PROMPT_VERSION", "Assessment", "HealthProbe", "OllamaAssessor", "apply_band", "derive_seed"]
 
@@ -308,6 +316,7 @@ class OllamaAssessor:
         request = self._client.generate(
             model=self.model,
             prompt=prompt,
+            system=SYSTEM_PROMPT,
             format=answer_schema(),
             options=options,
             keep_alive=KEEP_ALIVE,

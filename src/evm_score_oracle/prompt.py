@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
@@ -20,7 +20,7 @@ from .scoring import DIMENSION_MAX
 
 # Part of every signed score's metadata and of the sampling seed: change it
 # whenever the prompt text or the expected answer changes.
-PROMPT_VERSION = "prompt-v1"
+PROMPT_VERSION = "prompt-v2"
 
 DIMENSIONS = ("activity", "maturity", "diversity", "risk", "value")
 
@@ -29,16 +29,60 @@ DIMENSIONS = ("activity", "maturity", "diversity", "risk", "value")
 # on the same scale and can be compared with a band.
 DIMENSION_WEIGHTS = {name: DIMENSION_MAX[name] for name in DIMENSIONS}
 
-MAX_REASONING_CHARS = 300
-MAX_LIST_ITEMS = 3
-MAX_ITEM_CHARS = 80
+# Every character the schema allows is output the model may spend tokens on,
+# so the limits are as tight as a useful assessment allows.
+MAX_REASONING_CHARS = 120
+MAX_LIST_ITEMS = 2
+MAX_ITEM_CHARS = 40
+
+# Sent as the system message: the fixed instructions, apart from the wallet's
+# numbers. It also replaces any default system message of the model's
+# template, which would cost tokens on every call.
+SYSTEM_PROMPT = (
+    "You rate Ethereum wallets' trustworthiness. Facts not listed are 0. "
+    "Reply in JSON: your own 0-100 for each rule-based score (risk 100 = no risk sign), "
+    f"a short reasoning, up to {MAX_LIST_ITEMS} risk_factors and strengths."
+)
 
 # Absolute Unix times cost many tokens and add nothing to the relative ages
 # (account_age_days, days_since_last_activity) the features also carry.
 _LEFT_OUT_SUFFIXES = ("_ts",)
 
-# Decimal strings (ETH amounts) are rounded to this many places in the prompt.
-DECIMAL_PLACES = 4
+# Facts that shown facts already imply, or that feed the rubric's arithmetic
+# but tell a reader little the shown counts do not: each costs tokens.
+# successful_tx_count is tx_count - failed_count, failed_permille is
+# failed_count per outgoing_count, capped_volume_eth is bounded by the value
+# totals, and gas, selectors and outgoing counterparties refine the counts.
+_LEFT_OUT_NAMES = frozenset(
+    {
+        "successful_tx_count",
+        "failed_permille",
+        "capped_volume_eth",
+        "gas_spent_eth",
+        "distinct_selectors",
+        "outgoing_counterparties",
+    }
+)
+
+# Decimal strings (ETH amounts) keep this many significant digits in the
+# prompt, and every digit of the integer part: each digit is a token, and a
+# reader judging a wallet needs 24.9 ETH, not 24.90083.
+SIGNIFICANT_DIGITS = 3
+
+# Room for a 30-digit integer part; the default context (28 digits) would
+# raise on such a value instead of keeping it.
+_DECIMAL_CONTEXT = Context(prec=64)
+
+# Shorter labels for long feature names, used only in the prompt text.
+PROMPT_LABELS = {
+    "account_age_days": "age_days",
+    "days_since_last_activity": "idle_days",
+    "known_protocols": "protocols",
+    "max_tx_value_eth": "max_tx_eth",
+    "total_value_in_eth": "eth_in",
+    "total_value_out_eth": "eth_out",
+    "unique_counterparties": "counterparties",
+}
 
 _FACT_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 _NUMBER = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
@@ -98,17 +142,18 @@ def prompt_facts(features: Mapping[str, object], protocol_labels: Iterable[str])
     """Keep the feature values that are safe to show the model, as text.
 
     Kept: ints, bools, finite floats, decimal strings ("1.25", rounded to
-    ``DECIMAL_PLACES``) and ratios ("3/75") under a lower-case snake_case name
-    not ending in ``_ts``, one level of nested mappings (``recent.d7``),
+    ``SIGNIFICANT_DIGITS``) and ratios ("3/75") under a lower-case snake_case
+    name not ending in ``_ts``, one level of nested mappings (``recent.d7``),
     and ``known_protocols`` entries that are among ``protocol_labels``. Every
     other value is dropped, so no string from chain data or from a caller can
-    reach the model.
+    reach the model. Redundant facts are dropped too (``_LEFT_OUT_NAMES``,
+    and ``activity_count`` when it equals ``tx_count``).
     """
     labels = frozenset(protocol_labels)
     facts: dict[str, str] = {}
 
     for name, value in features.items():
-        if not _FACT_NAME.fullmatch(str(name)) or str(name).endswith(_LEFT_OUT_SUFFIXES):
+        if not _FACT_NAME.fullmatch(str(name)) or _left_out(str(name), value, features):
             continue
 
         if name == "known_protocols":
@@ -126,23 +171,21 @@ def prompt_facts(features: Mapping[str, object], protocol_labels: Iterable[str])
 def build_prompt(facts: Mapping[str, str], rubric_dimensions: Mapping[str, int]) -> str:
     """Build the prompt text from already filtered facts and the rubric's points.
 
-    The rubric's points are shown on the 0-100 scale the answer uses, so a
+    The prompt contains only the wallet's numbers, and ``SYSTEM_PROMPT``
+    contains the instructions.
+
+    Facts appear under their ``PROMPT_LABELS`` label where one exists. The
+    rubric's points are shown on the 0-100 scale the answer uses, so a
     model that echoes them still gives a valid answer. The wallet address is
     left out on purpose: it tells the model nothing, and leaving it out means
     the same facts give the same prompt for any wallet.
     """
     # Zero counts are left out to save tokens; the prompt says so.
-    fact_lines = "\n".join(f"{name}={value}" for name, value in sorted(facts.items()) if value not in ("0", "false"))
+    labelled = {PROMPT_LABELS.get(name, name): value for name, value in facts.items() if value not in ("0", "false")}
+    fact_lines = "\n".join(f"{label}={value}" for label, value in sorted(labelled.items()))
     rubric_line = " ".join(f"{name}={rubric_percent(rubric_dimensions, name)}" for name in DIMENSIONS)
 
-    return (
-        "Assess the trustworthiness of an Ethereum wallet from these facts (facts not listed are 0).\n"
-        f"{fact_lines}\n"
-        f"Rule-based assessment, 0-100 each: {rubric_line}\n"
-        "Return JSON with an integer 0-100 for each of activity, maturity, diversity, "
-        "risk (100 means no sign of risk) and value, a one-sentence reasoning, "
-        "and up to 3 short risk_factors and strengths."
-    )
+    return f"{fact_lines}\nRule-based scores: {rubric_line}"
 
 
 def rubric_percent(rubric_dimensions: Mapping[str, int], name: str) -> int:
@@ -150,6 +193,14 @@ def rubric_percent(rubric_dimensions: Mapping[str, int], name: str) -> int:
     points = min(max(int(rubric_dimensions.get(name, 0)), 0), DIMENSION_WEIGHTS[name])
     weight = DIMENSION_WEIGHTS[name]
     return (points * 100 + weight // 2) // weight
+
+
+def _left_out(name: str, value: object, features: Mapping[str, object]) -> bool:
+    if name.endswith(_LEFT_OUT_SUFFIXES) or name in _LEFT_OUT_NAMES:
+        return True
+    # activity_count only adds something when token or internal transfers
+    # make it differ from tx_count.
+    return name == "activity_count" and value == features.get("tx_count")
 
 
 def _protocol_list(value: object, labels: frozenset[str]) -> str:
@@ -186,7 +237,12 @@ def _safe_number(value: object) -> str | None:
 
 
 def _round_decimal(text: str) -> str:
+    value = Decimal(text)
+    if value.is_zero():
+        return "0"
     if "." not in text:
         return text
-    rounded = Decimal(text).quantize(Decimal(1).scaleb(-DECIMAL_PLACES), rounding=ROUND_HALF_UP)
-    return format(rounded.normalize(), "f")
+
+    exponent = min(value.adjusted() - SIGNIFICANT_DIGITS + 1, 0)
+    rounded = value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP, context=_DECIMAL_CONTEXT)
+    return format(rounded.normalize(_DECIMAL_CONTEXT), "f")
