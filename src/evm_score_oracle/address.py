@@ -6,7 +6,7 @@ import re
 
 from Crypto.Hash import keccak
 
-from .errors import InvalidAddressError
+from .errors import InvalidAddressError, shorten
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
@@ -14,13 +14,13 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 def canonical_address(text: str) -> str:
     """Validate ``text`` as an EVM address and return it in lower case.
 
-    All-lower-case and all-upper-case hex digits are accepted as they are;
-    mixed case must carry a valid EIP-55 checksum, because a wrong checksum
+    All-lower-case and all-upper-case hex digits are accepted as they are.
+    Mixed case must carry a valid EIP-55 checksum, because a wrong checksum
     usually means a mistyped address.
     """
     if not isinstance(text, str) or not _ADDRESS.fullmatch(text):
         raise InvalidAddressError(
-            f"invalid address {_shorten(text)!r}: expected 0x followed by 40 hex digits"
+            f"invalid address {shorten(text)!r}: expected 0x followed by 40 hex digits"
         )
 
     digits = text[2:]
@@ -42,8 +42,3 @@ def checksum_address(text: str) -> str:
     digest = keccak.new(digest_bits=256, data=digits.encode("ascii")).hexdigest()
     cased = (char.upper() if int(nibble, 16) >= 8 else char for char, nibble in zip(digits, digest))
     return "0x" + "".join(cased)
-
-
-def _shorten(value: object) -> str:
-    text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."

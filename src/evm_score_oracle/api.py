@@ -148,7 +148,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         # Starlette's own errors (unknown path, wrong method, unparseable body) get our body shape.
         if error.status_code == 400:
-            # FastAPI answers 400 when the body cannot be decoded at all; that is a malformed request too.
+            # FastAPI returns 400 when the body cannot be decoded at all, which is a malformed request too.
             return _error(422, "malformed_request", "request body is not valid JSON (UTF-8, at most moderately nested)")
         name = HTTPStatus(error.status_code).phrase.lower().replace(" ", "_")
         response = _error(error.status_code, name, str(error.detail))

@@ -280,7 +280,7 @@ def _fetch_public_key(oracle_url: str) -> str:
         response.raise_for_status()
         return str(response.json()["public_key"])
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
-        # httpx appends a second line with a documentation link; the first says what failed.
+        # httpx appends a second line with a documentation link, so keep the first, which names the failure.
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UnusableInputError(f"cannot fetch the public key from {url}: {reason}") from error
 

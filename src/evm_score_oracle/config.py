@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .errors import ConfigError
+from .errors import ConfigError, shorten
 
 # Account actions the explorer client knows how to fetch.
 KNOWN_SOURCES = ("txlist", "txlistinternal", "tokentx", "balance")
@@ -130,9 +130,5 @@ def _describe(problem: dict) -> str:
     if field in _SECRET_SETTINGS or problem["type"] == "value_error":
         # Our own validators already quote the value; secrets are never quoted.
         return f"{field.upper()}: {message}"
-    return f"{field.upper()}: {message}, got {_shorten(problem.get('input'))!r}"
+    return f"{field.upper()}: {message}, got {shorten(problem.get('input'))!r}"
 
-
-def _shorten(value: object) -> str:
-    text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -648,8 +648,14 @@ def run(args: argparse.Namespace) -> int:
 def _deploy_step(args: argparse.Namespace, record: DeploymentRecord) -> Enclave:
     compose_text = read_compose_file(args.compose_file)
     needs_oyster = not args.skip_deploy or args.oyster_verify
-    tools = (["oyster-cvm"] if needs_oyster else []) + ([] if args.skip_register else ["sui"])
-    check_tools(tools + (["docker", "git"] if args.build else []))
+    tools = []
+    if needs_oyster:
+        tools.append("oyster-cvm")
+    if not args.skip_register:
+        tools.append("sui")
+    if args.build:
+        tools += ["docker", "git"]
+    check_tools(tools)
 
     if args.build:
         digest = build_and_push(args.push, args.compose_file.resolve().parent, _run_checked)

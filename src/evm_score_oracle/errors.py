@@ -9,6 +9,12 @@ Messages name the bad value and what is allowed, and never contain a secret.
 from __future__ import annotations
 
 
+def shorten(value: object, limit: int = 80) -> str:
+    """Return ``value`` as text cut to ``limit`` characters, for quoting in a message."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class OracleError(Exception):
     """Base class for every error the oracle raises on purpose."""
 
@@ -28,7 +34,7 @@ class KeyFileError(ConfigError):
 
 
 class InvalidInputError(OracleError):
-    """The caller's input is invalid; the API answers 400 or 422."""
+    """The caller's input is invalid, so the API returns 400 or 422."""
 
 
 class InvalidAddressError(InvalidInputError):
@@ -56,7 +62,7 @@ class UpstreamError(OracleError):
 
 
 class UpstreamTimeoutError(UpstreamError):
-    """The upstream did not answer within its timeout."""
+    """The upstream did not respond within its timeout."""
 
     http_status = 504
     reason = "timeout"
@@ -70,7 +76,7 @@ class UpstreamUnavailableError(UpstreamError):
 
 
 class UpstreamResponseError(UpstreamError):
-    """The upstream answered, but with an error body or with data we cannot use."""
+    """The upstream responded, but with an error body or with data we cannot use."""
 
     http_status = 502
     reason = "bad_response"
@@ -160,4 +166,4 @@ class KeyBindingError(AttestationError):
 
 
 class DeployError(OracleError):
-    """A deployment step failed; the message says which and how to resume."""
+    """A deployment step failed. The message names the step and how to resume."""

@@ -229,14 +229,14 @@ class OllamaAssessor:
         try:
             return await asyncio.wait_for(asyncio.shield(task), deadline_s + DEADLINE_GRACE_S)
         except TimeoutError as error:
-            raise ModelError(f"no model answer for {address} within {deadline_s:g} s", reason="timeout") from error
+            raise ModelError(f"no model response for {address} within {deadline_s:g} s", reason="timeout") from error
 
     async def aclose(self) -> None:
         """Cancel model calls in flight and close the HTTP connections."""
         for task in list(self._in_flight.values()):
             task.cancel()
-        await self._probe_client._client.aclose()
-        await self._client._client.aclose()
+        await self._probe_client.close()
+        await self._client.close()
 
     def _forget(self, key: str, task: asyncio.Task[Assessment]) -> None:
         self._in_flight.pop(key, None)
@@ -325,13 +325,13 @@ class OllamaAssessor:
         try:
             return await asyncio.wait_for(request, timeout_s)
         except (TimeoutError, httpx.TimeoutException) as error:
-            raise _AttemptFailed("timeout", f"no answer from {self._host} within {timeout_s:.1f} s") from error
+            raise _AttemptFailed("timeout", f"no response from {self._host} within {timeout_s:.1f} s") from error
         except ollama.ResponseError as error:
             raise _http_failure(error, self.model) from error
         except (ConnectionError, httpx.TransportError) as error:
             raise _AttemptFailed("unavailable", f"ollama at {self._host} is unreachable: {_describe(error)}") from error
         except ValidationError as error:
-            raise _AttemptFailed("bad_response", f"ollama sent an answer of unexpected shape: {error.error_count()} errors") from error
+            raise _AttemptFailed("bad_response", f"ollama sent a response of unexpected shape: {error.error_count()} errors") from error
 
     def _parse(self, answer: ollama.GenerateResponse, attempts: int) -> Assessment:
         if answer.done_reason == "length":

@@ -25,6 +25,7 @@ def oracle_command() -> list[str]:
 
 
 def free_port() -> int:
+    """Return a loopback port the OS just handed out and that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

@@ -10,12 +10,13 @@ listener.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from support.processes import free_port
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,7 @@ class ScriptedUpstream:
 
 def refused_port() -> int:
     """Return a loopback port that had a listener a moment ago and now has none."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 def ok_rows(rows: list[dict[str, Any]]) -> Canned:
